@@ -1,0 +1,93 @@
+// The tsgunicorn command: resolve settings, then check, print, or run the master. Every expected
+// failure becomes one line on stderr and the exit status of SPEC §2; no stack traces for bad input.
+
+import { spawn } from 'node:child_process';
+import { parseAppSpec } from './app/app-spec.js';
+import { loadApp } from './app/load-app.js';
+import { helpText, printConfig } from './config/help.js';
+import { loadSettings } from './config/load-settings.js';
+import type { Settings } from './config/settings.js';
+import { AppLoadError, ConfigError, EXIT, TsgunicornError } from './errors.js';
+import { createLogger } from './logging/logger.js';
+import { Arbiter } from './master/arbiter.js';
+import { Pidfile } from './pidfile.js';
+import { parseBind } from './sockets/address.js';
+import { ListenerSet } from './sockets/listener-set.js';
+import { VERSION } from './version.js';
+
+
+const DAEMON_ENV = 'TSGUNICORN_DAEMONIZED';
+
+function fail(err: unknown): never {
+  if (err instanceof AppLoadError) {
+    const cause = err.cause as Error | undefined;
+    process.stderr.write(`tsgunicorn: ${err.message}${cause ? `:\n${cause.stack ?? String(cause)}` : ''}\n`);
+  } else if (err instanceof TsgunicornError) {
+    process.stderr.write(`tsgunicorn: error: ${err.message}\n`);
+  } else {
+    process.stderr.write(`tsgunicorn: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+  }
+  process.exit(err instanceof TsgunicornError ? err.exitCode : EXIT.RUNTIME);
+}
+
+function underSystemd(): boolean {
+  return Boolean(process.env['INVOCATION_ID'] || process.env['NOTIFY_SOCKET']);
+}
+
+/** -D: start ourselves again detached from the terminal, then leave. */
+function daemonize(argv: readonly string[]): never {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, [DAEMON_ENV]: '1' },
+  });
+  child.unref();
+  process.exit(EXIT.OK);
+}
+
+async function checkApp(s: Settings): Promise<void> {
+  await loadApp(parseAppSpec(s.app!), process.cwd());
+}
+
+async function run(argv: readonly string[]): Promise<number> {
+  const { settings: s, help, version } = await loadSettings(argv);
+  if (help) { process.stdout.write(helpText(VERSION)); return EXIT.OK; }
+  if (version) { process.stdout.write(`tsgunicorn ${VERSION} (node ${process.version})\n`); return EXIT.OK; }
+  if (s.print_config) { process.stdout.write(printConfig(s)); return EXIT.OK; }
+  if (!s.app) throw new ConfigError('no application given: tsgunicorn [OPTIONS] APP_MODULE (or app = "..." in the config file)');
+  parseAppSpec(s.app);
+  const binds = s.bind.map(parseBind);
+  if (s.chdir !== null) {
+    try {
+      process.chdir(s.chdir);
+    } catch (err) {
+      throw new ConfigError(`chdir: cannot change to ${s.chdir}: ${(err as Error).message}`);
+    }
+  }
+  if (s.check_config) {
+    await checkApp(s);
+    process.stdout.write('Configuration and application OK\n');
+    return EXIT.OK;
+  }
+  const log = createLogger({ errorlog: s.errorlog, loglevel: s.loglevel });
+  if (s.daemon && !process.env[DAEMON_ENV]) {
+    if (underSystemd()) log.warning('daemon: ignored under systemd (systemd supervises the process)');
+    else daemonize(argv);
+  }
+  const pidfile = s.pidfile === null ? null : new Pidfile(s.pidfile);
+  pidfile?.create();
+  let listeners: ListenerSet;
+  try {
+    listeners = await ListenerSet.open(binds, s.reuse_port, s.umask);
+  } catch (err) {
+    pidfile?.unlink();
+    throw err;
+  }
+  const code = await new Arbiter({ argv, settings: s, log, listeners, pidfile }).run();
+  await log.flush();
+  return code;
+}
+
+export function main(argv: readonly string[]): void {
+  run(argv).then((code) => process.exit(code), fail);
+}

@@ -1,0 +1,70 @@
+// Text generated from the settings registry: --help, --print-config, and the settings reference
+// (docs/settings.md and the man page are rendered from settingsReference()).
+
+import { SETTINGS, type Settings } from './settings.js';
+import { formatValue, type SettingSpec } from './setting-types.js';
+
+export const USAGE = 'tsgunicorn [OPTIONS] [APP_MODULE]';
+
+export const SIGNALS_HELP: readonly [string, string][] = [
+  ['TERM', 'graceful stop: finish in-flight and keep-alive requests (up to graceful_timeout), exit 0'],
+  ['INT, QUIT', 'quick stop'],
+  ['HUP', 'reload: re-read the config, start new workers with new app code, then drain the old ones'],
+  ['TTIN / TTOU', 'one worker more / one less (never below 1)'],
+  ['USR1', 'reopen log files (master and workers)'],
+  ['WINCH', 'gracefully stop all workers; the master stays'],
+];
+
+export function defaultText(spec: SettingSpec): string {
+  if (spec.defaultText !== undefined) return spec.defaultText;
+  return formatValue(spec.default);
+}
+
+function flagText(spec: SettingSpec): string {
+  return spec.cli.map((f) => (spec.metavar ? `${f} ${spec.metavar}` : f)).join(', ');
+}
+
+function wrap(text: string, width: number, indent: string): string {
+  const words = text.replace(/`/g, '').split(/\s+/);
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > width) { lines.push(line); line = w; } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => indent + l).join('\n');
+}
+
+export function helpText(version: string): string {
+  const out: string[] = [
+    `usage: ${USAGE}`,
+    '',
+    `tsgunicorn ${version}: a pre-fork HTTP server for Node.js apps, run by systemd.`,
+    '',
+    'APP_MODULE is PATH[:EXPORT] or PATH:FACTORY(ARGS): a request listener (req, res) => void,',
+    'or an object with fetch(request). Precedence, lowest first: defaults, config file,',
+    'TSGUNICORN_CMD_ARGS, command line.',
+    '',
+    'options:',
+    '  -h, --help            show this help and exit',
+    '  -v, --version         show the version and exit',
+  ];
+  let section = '';
+  for (const spec of SETTINGS) {
+    if (spec.cli.length === 0) continue;
+    if (spec.section !== section) { section = spec.section; out.push('', `${section}:`); }
+    const flags = `  ${flagText(spec)}`;
+    const help = `${spec.help} [default: ${defaultText(spec)}]`;
+    if (flags.length <= 22) out.push(flags.padEnd(24) + wrap(help, 72, '').split('\n').join(`\n${' '.repeat(24)}`));
+    else out.push(flags, wrap(help, 72, ' '.repeat(24)));
+  }
+  out.push('', 'signals (to the master):');
+  for (const [sig, what] of SIGNALS_HELP) out.push(`  ${sig.padEnd(14)}${what}`);
+  out.push('', 'exit status: 0 stopped, 1 runtime error, 2 usage or configuration error,', '3 workers failed to boot, 4 the application failed to load.');
+  return `${out.join('\n')}\n`;
+}
+
+export function printConfig(s: Settings): string {
+  const width = Math.max(...SETTINGS.map((x) => x.name.length));
+  return `${SETTINGS.map((spec) => `${spec.name.padEnd(width)} = ${formatValue(s[spec.name as keyof Settings])}`).join('\n')}\n`;
+}

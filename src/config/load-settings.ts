@@ -1,0 +1,52 @@
+// Resolves the settings from every source. Precedence, lowest first (SPEC §2): defaults, config
+// file, TSGUNICORN_CMD_ARGS, command line. The master calls this again on HUP with the same argv.
+
+import { resolve } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { parseArgs, splitShellWords, type ParsedArgs } from './cli-args.js';
+import { loadConfigFile } from './config-file.js';
+import { SETTINGS, defaultValue, type Settings } from './settings.js';
+import { coerce } from './setting-types.js';
+
+export interface LoadedSettings {
+  readonly settings: Settings;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+function envArgs(env: NodeJS.ProcessEnv): ParsedArgs {
+  const text = env['TSGUNICORN_CMD_ARGS'];
+  if (!text) return { values: new Map(), appModule: null, help: false, version: false };
+  try {
+    return parseArgs(splitShellWords(text));
+  } catch (err) {
+    throw new ConfigError(`TSGUNICORN_CMD_ARGS: ${(err as Error).message}`);
+  }
+}
+
+export async function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<LoadedSettings> {
+  const cli = parseArgs(argv);
+  if (cli.help || cli.version) {
+    return { settings: resolveValues([]), help: cli.help, version: cli.version };
+  }
+  const fromEnv = envArgs(env);
+  const configPath = (cli.values.get('config') ?? fromEnv.values.get('config') ?? null) as string | null;
+  const fromFile = configPath === null ? new Map<string, unknown>() : await loadConfigFile(configPath);
+  const layers: Map<string, unknown>[] = [fromFile, fromEnv.values, cli.values];
+  const positional = cli.appModule ?? fromEnv.appModule;
+  if (positional !== null) layers.push(new Map([['app', positional]]));
+  const settings = resolveValues(layers);
+  if (settings.config !== null) settings.config = resolve(settings.config);
+  return { settings, help: false, version: false };
+}
+
+/** Applies the layers over the defaults (later wins) and coerces every value. */
+export function resolveValues(layers: readonly Map<string, unknown>[]): Settings {
+  const out: Record<string, unknown> = {};
+  for (const spec of SETTINGS) {
+    let raw: unknown = undefined;
+    for (const layer of layers) if (layer.has(spec.name)) raw = layer.get(spec.name);
+    out[spec.name] = raw === undefined ? defaultValue(spec) : coerce(spec, raw);
+  }
+  return out as unknown as Settings;
+}

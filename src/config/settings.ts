@@ -1,0 +1,184 @@
+// The settings registry: one entry per setting. The CLI parser, --help, --print-config, the man
+// page and docs/settings.md are all generated from this table, so they cannot drift apart.
+
+import { availableParallelism } from 'node:os';
+import { ConfigError } from '../errors.js';
+import { parseBind } from '../sockets/address.js';
+import type { SettingSpec } from './setting-types.js';
+
+function defaultWorkers(): number {
+  const env = process.env['WEB_CONCURRENCY'];
+  if (env && /^\d+$/.test(env) && Number(env) > 0) return Number(env);
+  return availableParallelism();
+}
+
+const hook = (name: string, arity: number, help: string): SettingSpec => ({
+  name, section: 'Server hooks', cli: [], type: 'hook', default: null, arity, help,
+});
+
+export const SETTINGS: readonly SettingSpec[] = [
+  // Config file
+  { name: 'config', section: 'Config file', cli: ['-c', '--config'], metavar: 'FILE', type: 'string', default: null,
+    help: 'Configuration file: TOML (`.toml`) or a JS module (`.js`, `.mjs`, `.cjs`) whose exports are settings; JS files may also define server hooks.' },
+  { name: 'app', section: 'Config file', cli: [], type: 'string', default: null,
+    help: 'The application, `PATH[:EXPORT]` or `PATH:FACTORY(ARGS)`, when it is not given as the APP_MODULE argument.' },
+  { name: 'check_config', section: 'Config file', cli: ['--check-config'], type: 'bool', default: false,
+    help: 'Check the configuration and that the application loads, then exit (0 when good, 2 or 4 when not).' },
+  { name: 'print_config', section: 'Config file', cli: ['--print-config'], type: 'bool', default: false,
+    help: 'Print the resolved settings and exit.' },
+
+  // Server socket
+  { name: 'bind', section: 'Server socket', cli: ['-b', '--bind'], metavar: 'ADDRESS', type: 'list', default: ['127.0.0.1:8000'],
+    defaultText: '127.0.0.1:8000 (none when sockets are inherited from systemd)',
+    validate: (v: string[]) => { for (const a of v) parseBind(a); },
+    help: 'Socket to listen on: `HOST:PORT`, `[IPV6]:PORT`, `unix:PATH` or `fd://N`. Repeat to listen on several.' },
+  { name: 'backlog', section: 'Server socket', cli: ['--backlog'], metavar: 'INT', type: 'int', default: 2048, min: 1,
+    help: 'Maximum number of pending connections queued on each listening socket.' },
+  { name: 'reuse_port', section: 'Server socket', cli: ['--reuse-port'], type: 'bool', default: false,
+    help: 'Give each worker its own listening socket with SO_REUSEPORT so the kernel spreads connections across workers (TCP binds only).' },
+
+  // Worker processes
+  { name: 'workers', section: 'Worker processes', cli: ['-w', '--workers'], metavar: 'INT', type: 'int', default: defaultWorkers, min: 1,
+    defaultText: '$WEB_CONCURRENCY, or the number of available CPUs',
+    help: 'Number of worker processes.' },
+  { name: 'worker_connections', section: 'Worker processes', cli: ['--worker-connections'], metavar: 'INT', type: 'int', default: 1000, min: 1,
+    help: 'Maximum number of simultaneous connections one worker holds.' },
+  { name: 'max_requests', section: 'Worker processes', cli: ['--max-requests'], metavar: 'INT', type: 'int', default: 0, min: 0,
+    help: 'Replace a worker after it has served this many requests (0 disables). Its replacement starts first, so nothing is refused.' },
+  { name: 'max_requests_jitter', section: 'Worker processes', cli: ['--max-requests-jitter'], metavar: 'INT', type: 'int', default: 0, min: 0,
+    help: 'Add a random 0..N to max_requests per worker so workers are not all replaced at once.' },
+  { name: 'max_worker_memory', section: 'Worker processes', cli: ['--max-worker-memory'], metavar: 'MIB', type: 'int', default: 0, min: 0,
+    help: 'Replace a worker whose resident memory exceeds this many MiB (0 disables).' },
+  { name: 'timeout', section: 'Worker processes', cli: ['-t', '--timeout'], metavar: 'SECONDS', type: 'int', default: 30, min: 1,
+    help: 'A worker silent for this many seconds (its event loop blocked) is sent SIGABRT, then SIGKILL, and replaced.' },
+  { name: 'graceful_timeout', section: 'Worker processes', cli: ['--graceful-timeout'], metavar: 'SECONDS', type: 'int', default: 30, min: 0,
+    help: 'Time a stopping worker gets to finish its in-flight requests before it is killed.' },
+  { name: 'keepalive', section: 'Worker processes', cli: ['--keep-alive'], metavar: 'SECONDS', type: 'int', default: 5, min: 0,
+    help: 'Seconds an idle keep-alive connection is kept open (0 disables keep-alive).' },
+
+  // Security
+  { name: 'limit_request_line', section: 'Security', cli: ['--limit-request-line'], metavar: 'BYTES', type: 'int', default: 4094, min: 0,
+    help: 'Maximum size of the HTTP request line (method, target and version); larger gets 414. 0 means unlimited.' },
+  { name: 'limit_request_fields', section: 'Security', cli: ['--limit-request-fields'], metavar: 'INT', type: 'int', default: 100, min: 0,
+    help: 'Maximum number of header fields in a request; more gets 431. 0 means unlimited (up to Node\'s own limit).' },
+  { name: 'limit_request_field_size', section: 'Security', cli: ['--limit-request-field-size', '--limit-request-field_size'], metavar: 'BYTES', type: 'int', default: 8190, min: 0,
+    help: 'Maximum size of one request header line; larger gets 431. 0 means unlimited (up to Node\'s own limit).' },
+
+  // Process
+  { name: 'pidfile', section: 'Process', cli: ['-p', '--pid'], metavar: 'FILE', type: 'string', default: null,
+    help: 'Write the master\'s pid to this file (atomically); removed at exit.' },
+  { name: 'user', section: 'Process', cli: ['-u', '--user'], metavar: 'USER', type: 'string', default: null,
+    help: 'Run workers as this user (name or uid). The master keeps its own identity to bind and manage sockets.' },
+  { name: 'group', section: 'Process', cli: ['-g', '--group'], metavar: 'GROUP', type: 'string', default: null,
+    help: 'Run workers as this group (name or gid).' },
+  { name: 'umask', section: 'Process', cli: ['-m', '--umask'], metavar: 'INT', type: 'octal', default: 0o022,
+    defaultText: '0022',
+    help: 'File mode mask of the workers (and of the unix sockets the master creates).' },
+  { name: 'initgroups', section: 'Process', cli: ['--initgroups'], type: 'bool', default: false,
+    help: 'Give workers the supplementary groups of `user`.' },
+  { name: 'chdir', section: 'Process', cli: ['--chdir'], metavar: 'DIR', type: 'string', default: null,
+    defaultText: 'the current directory',
+    help: 'Change to this directory before loading the application.' },
+  { name: 'daemon', section: 'Process', cli: ['-D', '--daemon'], type: 'bool', default: false,
+    help: 'Detach from the terminal and run in the background (ignored under systemd).' },
+  { name: 'raw_env', section: 'Process', cli: ['-e', '--env'], metavar: 'KEY=VALUE', type: 'list', default: [],
+    validate: (v: string[]) => {
+      for (const kv of v) if (!/^[^=\s]+=/.test(kv)) throw new ConfigError(`raw_env: expected KEY=VALUE, got ${JSON.stringify(kv)}`);
+    },
+    help: 'Set an environment variable for the workers. Repeat for several.' },
+  { name: 'proc_name', section: 'Process', cli: ['-n', '--name'], metavar: 'NAME', type: 'string', default: 'tsgunicorn',
+    help: 'Name shown in process titles: `tsgunicorn: master [NAME]`, `tsgunicorn: worker [NAME]`.' },
+
+  // Logging
+  { name: 'accesslog', section: 'Logging', cli: ['--access-logfile'], metavar: 'FILE', type: 'string', default: null,
+    help: 'Access log file; `-` is standard output. Off by default.' },
+  { name: 'access_log_format', section: 'Logging', cli: ['--access-logformat'], metavar: 'FORMAT', type: 'string',
+    default: '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+    help: 'Access log line format with Gunicorn\'s atoms: h remote address, l `-`, u user, t time, r request line, m method, U path, q query, H protocol, s status, B/b response length, f referer, a user agent, T/M/D/L request time (s/ms/us/decimal s), p pid, {name}i request header, {name}o response header, {name}e environment variable.' },
+  { name: 'errorlog', section: 'Logging', cli: ['--error-logfile', '--log-file'], metavar: 'FILE', type: 'string', default: '-',
+    help: 'Error log file; `-` is standard error.' },
+  { name: 'loglevel', section: 'Logging', cli: ['--log-level'], metavar: 'LEVEL', type: 'choice', default: 'info',
+    choices: ['debug', 'info', 'warning', 'error', 'critical'],
+    help: 'Error log level: debug, info, warning, error or critical.' },
+
+  // Upgrades
+  { name: 'upgrade_handoff', section: 'Upgrades', cli: ['--upgrade-handoff'], metavar: 'MODE', type: 'choice', default: 'auto',
+    choices: ['auto', 'manual'],
+    help: 'After USR2, `auto`: the old master stops once the new one is ready; `manual`: it stays until WINCH, QUIT/TERM or HUP (roll back).' },
+  { name: 'upgrade_timeout', section: 'Upgrades', cli: ['--upgrade-timeout'], metavar: 'SECONDS', type: 'int', default: 60, min: 1,
+    help: 'Seconds a new master started by USR2 gets to become ready before it is stopped and the old one keeps serving.' },
+
+  // Server hooks (JS config files only)
+  hook('on_starting', 1, 'Called in the master just before it starts: `on_starting(server)`.'),
+  hook('when_ready', 1, 'Called in the master once every initial worker is serving: `when_ready(server)`.'),
+  hook('on_reload', 1, 'Called in the master on HUP, before new workers start: `on_reload(server)`.'),
+  hook('pre_fork', 2, 'Called in the master before a worker is started: `pre_fork(server, worker)`.'),
+  hook('post_fork', 2, 'Called in the worker when it starts, before the app loads: `post_fork(server, worker)`.'),
+  hook('post_worker_init', 1, 'Called in the worker after the app loaded, before it serves: `post_worker_init(worker)`.'),
+  hook('worker_int', 1, 'Called in the worker when it gets INT or QUIT: `worker_int(worker)`.'),
+  hook('worker_abort', 1, 'Called in the worker on SIGABRT (its timeout), when its event loop still runs: `worker_abort(worker)`.'),
+  hook('pre_exec', 1, 'Called in the old master before it starts a new master on USR2: `pre_exec(server)`.'),
+  hook('child_exit', 2, 'Called in the master after a worker exited: `child_exit(server, worker)`.'),
+  hook('worker_exit', 2, 'Called in the worker just before it exits: `worker_exit(server, worker)`.'),
+  hook('nworkers_changed', 3, 'Called in the master when the number of workers changes: `nworkers_changed(server, new, old)`.'),
+  hook('on_exit', 1, 'Called in the master just before it exits: `on_exit(server)`.'),
+];
+
+export const SETTINGS_BY_NAME: ReadonlyMap<string, SettingSpec> = new Map(SETTINGS.map((s) => [s.name, s]));
+
+/** Resolved settings, keyed by name. */
+export interface Settings {
+  config: string | null;
+  app: string | null;
+  check_config: boolean;
+  print_config: boolean;
+  bind: string[];
+  backlog: number;
+  reuse_port: boolean;
+  workers: number;
+  worker_connections: number;
+  max_requests: number;
+  max_requests_jitter: number;
+  max_worker_memory: number;
+  timeout: number;
+  graceful_timeout: number;
+  keepalive: number;
+  limit_request_line: number;
+  limit_request_fields: number;
+  limit_request_field_size: number;
+  pidfile: string | null;
+  user: string | null;
+  group: string | null;
+  umask: number;
+  initgroups: boolean;
+  chdir: string | null;
+  daemon: boolean;
+  raw_env: string[];
+  proc_name: string;
+  accesslog: string | null;
+  access_log_format: string;
+  errorlog: string;
+  loglevel: 'debug' | 'info' | 'warning' | 'error' | 'critical';
+  upgrade_handoff: 'auto' | 'manual';
+  upgrade_timeout: number;
+  on_starting: Hook;
+  when_ready: Hook;
+  on_reload: Hook;
+  pre_fork: Hook;
+  post_fork: Hook;
+  post_worker_init: Hook;
+  worker_int: Hook;
+  worker_abort: Hook;
+  pre_exec: Hook;
+  child_exit: Hook;
+  worker_exit: Hook;
+  nworkers_changed: Hook;
+  on_exit: Hook;
+}
+
+export type Hook = ((...args: never[]) => unknown) | null;
+export type HookName = { [K in keyof Settings]: Settings[K] extends Hook ? K : never }[keyof Settings];
+
+export function defaultValue(spec: SettingSpec): unknown {
+  return typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default;
+}

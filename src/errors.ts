@@ -1,0 +1,49 @@
+// Errors with stable codes. Each class maps to one exit status of SPEC §2, so the CLI can turn any
+// of them into "one clear line, no stack trace" and the right exit code.
+
+export const EXIT = {
+  OK: 0,
+  RUNTIME: 1,
+  USAGE: 2,
+  WORKER_BOOT: 3,
+  APP_LOAD: 4,
+} as const;
+
+export class TsgunicornError extends Error {
+  readonly code: string;
+  readonly exitCode: number;
+  constructor(message: string, code: string, exitCode: number, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** A bad flag, config file or setting value: exit 2. */
+export class ConfigError extends TsgunicornError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'TSG_ERR_CONFIG', EXIT.USAGE, options);
+  }
+}
+
+/** The application could not be imported or is not something we can serve: exit 4. */
+export class AppLoadError extends TsgunicornError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'TSG_ERR_APP_LOAD', EXIT.APP_LOAD, options);
+  }
+}
+
+/** Could not bind or adopt a listening socket (address in use, not a socket...): exit 1. */
+export class ListenError extends TsgunicornError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'TSG_ERR_LISTEN', EXIT.RUNTIME, options);
+  }
+}
+
+/** A pidfile names a live tsgunicorn master: exit 1. */
+export class PidfileError extends TsgunicornError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'TSG_ERR_PIDFILE', EXIT.RUNTIME, options);
+  }
+}

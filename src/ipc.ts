@@ -1,0 +1,26 @@
+// What master and workers tell each other. The master starts a worker with its settings in the
+// environment (WORKER_ENV); the worker answers over Node's IPC channel. Stop requests travel as
+// signals (TERM graceful, QUIT quick), so they work even when the channel is busy.
+
+import type { HookName, Settings } from './config/settings.js';
+
+export const WORKER_ENV = 'TSGUNICORN_WORKER';
+
+/** Settings as a worker receives them: everything but the hook functions. */
+export type WorkerSettings = Omit<Settings, HookName>;
+
+export interface WorkerInit {
+  readonly settings: WorkerSettings;
+  /** Listening descriptors in the worker, from 3 upwards. */
+  readonly fds: number[];
+  /** The worker's age: a counter the master increments for each worker it starts. */
+  readonly age: number;
+}
+
+export type WorkerMessage =
+  | { readonly t: 'ready'; readonly addresses: string[] }
+  | { readonly t: 'hb'; readonly requests: number }
+  | { readonly t: 'recycle'; readonly reason: string };
+
+/** Boot failures are a protocol (Gunicorn's): the master tells them apart by exit code. */
+export const WORKER_EXIT = { BOOT_ERROR: 3, APP_LOAD_ERROR: 4 } as const;

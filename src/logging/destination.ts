@@ -1,0 +1,50 @@
+// A log destination that USR1 can reopen (logrotate moves the file, we open the path anew). `-`
+// means the process's own stdout/stderr. A file that cannot be opened or written falls back to
+// standard error with one warning instead of taking the server down.
+
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { Writable } from 'node:stream';
+
+export class Destination extends Writable {
+  private stream: NodeJS.WritableStream;
+  private failed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly std: NodeJS.WriteStream,
+  ) {
+    super({ objectMode: false });
+    this.stream = this.open();
+  }
+
+  /** Whether writes go to a terminal/pipe of ours rather than a file. */
+  get isStd(): boolean {
+    return this.path === '-';
+  }
+
+  private open(): NodeJS.WritableStream {
+    if (this.isStd) return this.std;
+    const file: WriteStream = createWriteStream(this.path, { flags: 'a', mode: 0o640 });
+    file.on('error', (err) => {
+      if (this.stream !== file) return;
+      this.stream = process.stderr;
+      if (!this.failed) process.stderr.write(`tsgunicorn: cannot write log file ${this.path} (${err.message}); logging to standard error\n`);
+      this.failed = true;
+    });
+    return file;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.stream.write(chunk);
+    done();
+  }
+
+  /** Reopen the file at the same path (after logrotate). No-op for `-`. */
+  reopen(): void {
+    if (this.isStd) return;
+    const old = this.stream;
+    this.failed = false;
+    this.stream = this.open();
+    if (old !== process.stderr && old !== this.std) (old as WriteStream).end();
+  }
+}

@@ -1,0 +1,82 @@
+// The error log: one winston logger per process with Gunicorn's levels and line shape
+// (`[2026-01-02 10:00:00 +0000] [1234] [INFO] message`). When standard error is the journal
+// (JOURNAL_STREAM names it), lines carry sd-daemon(3) `<N>` priority prefixes and no timestamp.
+
+import { fstatSync } from 'node:fs';
+import winston from 'winston';
+import { Destination } from './destination.js';
+
+export type Level = 'debug' | 'info' | 'warning' | 'error' | 'critical';
+
+const LEVELS: Record<Level, number> = { critical: 0, error: 1, warning: 2, info: 3, debug: 4 };
+/** syslog priorities for journald prefixes. */
+const PRIORITY: Record<Level, number> = { critical: 2, error: 3, warning: 4, info: 6, debug: 7 };
+
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warning(msg: string): void;
+  error(msg: string): void;
+  critical(msg: string): void;
+  /** Reopen log files (USR1). */
+  reopen(): void;
+  /** Resolves once everything logged so far is written (before process.exit). */
+  flush(): Promise<void>;
+}
+
+/** True when fd 2 is the stream systemd's JOURNAL_STREAM (`DEV:INODE`) describes. */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  const js = env['JOURNAL_STREAM'];
+  if (!js) return false;
+  const [dev, ino] = js.split(':');
+  try {
+    const st = fstatSync(2, { bigint: true });
+    return String(st.dev) === dev && String(st.ino) === ino;
+  } catch {
+    return false;
+  }
+}
+
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/** Gunicorn's `%Y-%m-%d %H:%M:%S %z`. */
+export function timestamp(d: Date = new Date()): string {
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? '+' : '-';
+  const tz = `${sign}${pad(Math.floor(Math.abs(off) / 60))}${pad(Math.abs(off) % 60)}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${tz}`;
+}
+
+export interface LoggerOptions {
+  readonly errorlog: string;
+  readonly loglevel: Level;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const dest = new Destination(opts.errorlog, process.stderr);
+  const journal = dest.isStd && stderrIsJournal();
+  const line = journal
+    ? winston.format.printf((i) => `<${PRIORITY[i.level as Level]}>${String(i.message)}`)
+    : winston.format.printf((i) => `[${timestamp()}] [${process.pid}] [${i.level.toUpperCase()}] ${String(i.message)}`);
+  const w = winston.createLogger({
+    levels: LEVELS,
+    level: opts.loglevel,
+    format: line,
+    transports: [new winston.transports.Stream({ stream: dest })],
+  });
+  const log = (level: Level) => (msg: string) => { w.log(level, msg); };
+  return {
+    debug: log('debug'),
+    info: log('info'),
+    warning: log('warning'),
+    error: log('error'),
+    critical: log('critical'),
+    reopen: () => dest.reopen(),
+    flush: () => new Promise((done) => {
+      if (dest.writableLength === 0) setImmediate(done);
+      else dest.once('drain', done);
+    }),
+  };
+}

@@ -1,0 +1,365 @@
+// The master (Gunicorn's arbiter): owns the listeners, starts and supervises workers, and reacts to
+// signals. Signal handlers only enqueue; one loop drains the queue and dispatches by name, then
+// kills late workers and brings the worker count to its target.
+
+import { SETTINGS, type Settings } from '../config/settings.js';
+import { loadSettings } from '../config/load-settings.js';
+import { parseAppSpec } from '../app/app-spec.js';
+import { EXIT, TsgunicornError } from '../errors.js';
+import { runHook } from '../hooks.js';
+import { WORKER_EXIT, type WorkerMessage, type WorkerSettings } from '../ipc.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import type { Pidfile } from '../pidfile.js';
+import type { ListenerSet } from '../sockets/listener-set.js';
+import { VERSION } from '../version.js';
+import { WorkerProcess } from './worker-process.js';
+
+const SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+type Sig = (typeof SIGNALS)[number];
+
+const TICK_MS = 200;
+const KILL_AFTER_ABORT_MS = 1000;
+const MAX_BOOT_FAILURES = 5;
+const QUICK_STOP_MS = 2000;
+
+export interface ArbiterOptions {
+  readonly argv: readonly string[];
+  readonly settings: Settings;
+  readonly log: Logger;
+  readonly listeners: ListenerSet;
+  readonly pidfile: Pidfile | null;
+}
+
+interface Reload {
+  readonly prevSettings: Settings;
+  readonly prevGen: number;
+}
+
+function workerSettings(s: Settings): WorkerSettings {
+  const out: Record<string, unknown> = { ...s };
+  for (const spec of SETTINGS) if (spec.type === 'hook') delete out[spec.name];
+  return out as WorkerSettings;
+}
+
+export class Arbiter {
+  private settings: Settings;
+  private log: Logger;
+  private readonly listeners: ListenerSet;
+  private readonly pidfile: Pidfile | null;
+  private readonly workers = new Map<number, WorkerProcess>();
+  private target: number;
+  private gen = 0;
+  private age = 0;
+  private phase: 'booting' | 'running' | 'stopping' = 'booting';
+  private reload: Reload | null = null;
+  private bootFailures = 0;
+  /** Slots of workers being started (between manageWorkers and their spawn). */
+  private readonly pendingSlots = new Set<number>();
+  private nextSpawnAt = 0;
+  private readonly queue: Sig[] = [];
+  private tick: NodeJS.Timeout | undefined;
+  private finish!: (code: number) => void;
+  private readonly done = new Promise<number>((resolve) => { this.finish = resolve; });
+  readonly server: { readonly pid: number; readonly settings: () => Settings; readonly log: () => Logger; readonly workers: () => number };
+
+  constructor(private readonly opts: ArbiterOptions) {
+    this.settings = opts.settings;
+    this.log = opts.log;
+    this.listeners = opts.listeners;
+    this.pidfile = opts.pidfile;
+    this.target = opts.settings.workers;
+    this.server = { pid: process.pid, settings: () => this.settings, log: () => this.log, workers: () => this.target };
+  }
+
+  /** Runs until the master stops; resolves with the exit code. */
+  async run(): Promise<number> {
+    process.title = `tsgunicorn: master [${this.settings.proc_name}]`;
+    await this.hook('on_starting', this.server);
+    for (const sig of SIGNALS) process.on(sig, () => this.enqueue(sig));
+    this.log.info(`Starting tsgunicorn ${VERSION} (node ${process.version})`);
+    this.log.info(`Listening at: ${this.listeners.describe()} (${process.pid})`);
+    this.log.info(`Using ${this.target} worker(s)`);
+    this.tick = setInterval(() => this.loop(), TICK_MS);
+    this.loop();
+    return this.done;
+  }
+
+  private async hook(name: Parameters<typeof runHook>[1], ...args: unknown[]): Promise<void> {
+    await runHook(this.settings, name, this.log, ...args);
+  }
+
+  private enqueue(sig: Sig): void {
+    if (this.queue.length < 5) this.queue.push(sig);
+    setImmediate(() => this.loop());
+  }
+
+  private loop(): void {
+    for (let sig = this.queue.shift(); sig; sig = this.queue.shift()) this.dispatch(sig);
+    if (this.phase === 'stopping') return;
+    this.murderWorkers();
+    this.manageWorkers();
+  }
+
+  private dispatch(sig: Sig): void {
+    switch (sig) {
+      case 'SIGHUP': void this.handleHup(); break;
+      case 'SIGTERM': void this.stop(true); break;
+      case 'SIGINT':
+      case 'SIGQUIT': void this.stop(false); break;
+      case 'SIGTTIN': this.setTarget(this.target + 1); break;
+      case 'SIGTTOU': this.setTarget(Math.max(1, this.target - 1)); break;
+      case 'SIGUSR1': this.handleUsr1(); break;
+      case 'SIGUSR2': this.log.warning('USR2: upgrading on the fly is not available in this version'); break;
+      case 'SIGWINCH':
+        this.log.info('WINCH: stopping all workers gracefully; the master stays (TTIN or HUP starts workers again)');
+        this.setTarget(0);
+        break;
+    }
+  }
+
+  private setTarget(n: number): void {
+    if (this.phase === 'stopping' || n === this.target) return;
+    const old = this.target;
+    this.target = n;
+    this.log.info(`Workers: ${old} -> ${n}`);
+    void this.hook('nworkers_changed', this.server, n, old);
+    this.manageWorkers();
+  }
+
+  private handleUsr1(): void {
+    this.log.info('USR1: reopening log files');
+    this.log.reopen();
+    for (const w of this.workers.values()) w.signal('SIGUSR1');
+  }
+
+  // ---- workers -------------------------------------------------------------------------------
+
+  /** Workers of the current generation that count towards the target. */
+  private current(): WorkerProcess[] {
+    return [...this.workers.values()].filter((w) => w.gen === this.gen && !w.retiring && w.state !== 'draining');
+  }
+
+  private manageWorkers(): void {
+    if (this.phase === 'stopping') return;
+    const current = this.current();
+    const starting = current.length + this.pendingSlots.size;
+    if (starting < this.target && Date.now() >= this.nextSpawnAt) {
+      for (let i = starting; i < this.target; i++) void this.spawnWorker();
+    } else if (current.length > this.target) {
+      const oldest = current.sort((a, b) => a.age - b.age).slice(0, current.length - this.target);
+      for (const w of oldest) w.drain();
+      this.listeners.closeSlotsFrom(this.target);
+    }
+    // Retire old generations and recycled workers once their replacements serve.
+    const ready = this.current().filter((w) => w.state === 'ready').length;
+    if (ready >= this.target) {
+      for (const w of this.workers.values()) if ((w.gen !== this.gen || w.retiring) && w.state !== 'draining') w.drain();
+      if (this.reload) this.finishReload();
+    }
+  }
+
+  private freeSlot(): number {
+    const used = new Set([...this.current().map((w) => w.slot), ...this.pendingSlots]);
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    return slot;
+  }
+
+  private async spawnWorker(): Promise<void> {
+    const slot = this.freeSlot();
+    const age = ++this.age;
+    this.pendingSlots.add(slot);
+    let w: WorkerProcess;
+    try {
+      const fds = await this.listeners.fdsFor(slot);
+      await this.hook('pre_fork', this.server, { age });
+      if (this.phase === 'stopping') return;
+      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), fds, age, gen: this.gen, slot });
+    } catch (err) {
+      this.log.error(`Cannot start a worker: ${(err as Error).message}`);
+      this.nextSpawnAt = Date.now() + 1000;
+      return;
+    } finally {
+      this.pendingSlots.delete(slot);
+    }
+    this.workers.set(w.pid, w);
+    this.log.debug(`Booting worker with pid: ${w.pid}`);
+    w.onMessage((m) => this.onWorkerMessage(w, m));
+    w.child.once('exit', (code, signal) => this.onWorkerExit(w, code, signal));
+  }
+
+  private onWorkerMessage(w: WorkerProcess, m: WorkerMessage): void {
+    w.lastBeat = Date.now();
+    switch (m.t) {
+      case 'hb':
+        w.requests = m.requests;
+        break;
+      case 'ready':
+        if (w.state !== 'booting') break;
+        w.state = 'ready';
+        this.bootFailures = 0;
+        this.log.info(`Booted worker with pid: ${w.pid}`);
+        if (this.phase === 'booting' && this.current().filter((x) => x.state === 'ready').length >= this.target) {
+          this.phase = 'running';
+          this.log.info(`Ready: ${this.target} worker(s) serving on ${m.addresses.join(', ')}`);
+          void this.hook('when_ready', this.server);
+        }
+        this.manageWorkers();
+        break;
+      case 'recycle':
+        if (this.phase !== 'running' || w.state !== 'ready') break;
+        this.log.info(`Worker ${w.pid} ${m.reason}: replacing it`);
+        w.retiring = true;
+        this.manageWorkers();
+        break;
+    }
+  }
+
+  private onWorkerExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    this.workers.delete(w.pid);
+    void this.hook('child_exit', this.server, { pid: w.pid, age: w.age });
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (this.phase === 'stopping') {
+      this.log.debug(`Worker ${w.pid} exited (${how})`);
+      return;
+    }
+    if (w.state === 'draining') {
+      this.log.info(`Worker exiting (pid: ${w.pid})`);
+    } else if (w.state === 'booting') {
+      this.onBootFailure(w, code, how);
+    } else {
+      this.log.warning(`Worker ${w.pid} exited unexpectedly (${how}); starting a new one`);
+    }
+    this.manageWorkers();
+  }
+
+  private onBootFailure(w: WorkerProcess, code: number | null, how: string): void {
+    const appLoad = code === WORKER_EXIT.APP_LOAD_ERROR;
+    const why = appLoad ? 'the application failed to load' : `it exited (${how})`;
+    if (this.reload && w.gen === this.gen) {
+      this.abortReload(`a new worker failed to boot: ${why}`);
+      return;
+    }
+    if (w.gen !== this.gen) return;
+    if (this.phase === 'booting') {
+      this.halt(appLoad ? 'App failed to load.' : 'Worker failed to boot.', appLoad ? EXIT.APP_LOAD : EXIT.WORKER_BOOT);
+      return;
+    }
+    this.bootFailures++;
+    if (this.bootFailures >= MAX_BOOT_FAILURES) {
+      this.halt(`Workers failed to boot ${this.bootFailures} times in a row (${why}).`, appLoad ? EXIT.APP_LOAD : EXIT.WORKER_BOOT);
+      return;
+    }
+    const delay = Math.min(100 * 2 ** (this.bootFailures - 1), 3000);
+    this.nextSpawnAt = Date.now() + delay;
+    this.log.error(`Worker ${w.pid} failed to boot: ${why}; retrying in ${delay} ms`);
+  }
+
+  /** Kills workers that missed their heartbeat for `timeout` (SIGABRT, then SIGKILL). */
+  private murderWorkers(): void {
+    const now = Date.now();
+    const timeoutMs = this.settings.timeout * 1000;
+    const graceMs = this.settings.graceful_timeout * 1000;
+    for (const w of this.workers.values()) {
+      if (w.abortedAt > 0) {
+        if (now - w.abortedAt >= KILL_AFTER_ABORT_MS) w.signal('SIGKILL');
+      } else if (now - w.lastBeat > timeoutMs) {
+        this.log.critical(`WORKER TIMEOUT (pid:${w.pid})`);
+        w.abortedAt = now;
+        w.signal('SIGABRT');
+      } else if (w.state === 'draining' && now - w.drainStartedAt > graceMs + KILL_AFTER_ABORT_MS) {
+        w.signal('SIGKILL');
+      }
+    }
+  }
+
+  // ---- reload (HUP) --------------------------------------------------------------------------
+
+  private async handleHup(): Promise<void> {
+    if (this.phase !== 'running') {
+      this.log.warning(`HUP ignored: the master is ${this.phase}`);
+      return;
+    }
+    if (this.reload) {
+      this.log.warning('HUP ignored: a reload is in progress');
+      return;
+    }
+    this.log.info('Handling signal: hup');
+    let next: Settings;
+    try {
+      next = (await loadSettings(this.opts.argv)).settings;
+      parseAppSpec(next.app ?? '');
+    } catch (err) {
+      if (!(err instanceof TsgunicornError)) throw err;
+      this.log.error(`Reload failed, keeping the running configuration: ${err.message}`);
+      return;
+    }
+    if (next.bind.join(' ') !== this.settings.bind.join(' ') || next.reuse_port !== this.settings.reuse_port) {
+      this.log.warning('bind and reuse_port changes take effect at the next restart; keeping the current sockets');
+    }
+    await this.hook('on_reload', this.server);
+    this.reload = { prevSettings: this.settings, prevGen: this.gen };
+    this.settings = next;
+    this.log = createLogger({ errorlog: next.errorlog, loglevel: next.loglevel });
+    this.gen++;
+    this.target = next.workers;
+    this.manageWorkers();
+  }
+
+  private finishReload(): void {
+    this.reload = null;
+    this.log.info(`Reloaded: ${this.target} new worker(s) serving`);
+  }
+
+  private abortReload(why: string): void {
+    const prev = this.reload!;
+    this.reload = null;
+    for (const w of this.workers.values()) if (w.gen === this.gen) { w.state = 'draining'; w.signal('SIGKILL'); }
+    this.gen = prev.prevGen;
+    this.settings = prev.prevSettings;
+    this.log = createLogger({ errorlog: this.settings.errorlog, loglevel: this.settings.loglevel });
+    this.target = this.settings.workers;
+    this.log.error(`Reload failed (${why}); the previous workers keep serving`);
+  }
+
+  // ---- stopping ------------------------------------------------------------------------------
+
+  private waitForWorkers(ms: number): Promise<void> {
+    return new Promise((done) => {
+      const deadline = Date.now() + ms;
+      const check = (): void => {
+        if (this.workers.size === 0 || Date.now() >= deadline) done();
+        else setTimeout(check, 20);
+      };
+      check();
+    });
+  }
+
+  private async stop(graceful: boolean, code: number = EXIT.OK): Promise<void> {
+    if (this.phase === 'stopping') {
+      if (!graceful) for (const w of this.workers.values()) w.signal('SIGQUIT');
+      return;
+    }
+    this.phase = 'stopping';
+    clearInterval(this.tick);
+    this.log.info(graceful ? 'Handling signal: term (graceful stop)' : 'Quick stop');
+    for (const w of this.workers.values()) {
+      if (graceful) w.drain();
+      else w.signal('SIGQUIT');
+    }
+    await this.waitForWorkers(graceful ? this.settings.graceful_timeout * 1000 + KILL_AFTER_ABORT_MS : QUICK_STOP_MS);
+    for (const w of this.workers.values()) w.signal('SIGKILL');
+    await this.waitForWorkers(QUICK_STOP_MS);
+    this.listeners.close();
+    this.pidfile?.unlink();
+    await this.hook('on_exit', this.server);
+    this.log.info('Shutting down: Master');
+    this.finish(code);
+  }
+
+  /** Stops because of an unrecoverable worker failure (exit 3 or 4). */
+  private halt(reason: string, code: number): void {
+    this.log.error(`${reason} Shutting down (exit ${code}).`);
+    void this.stop(false, code);
+  }
+}

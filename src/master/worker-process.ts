@@ -1,0 +1,76 @@
+// The master's view of one worker process: how to start it, and what it has told us.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { WORKER_ENV, type WorkerInit, type WorkerMessage, type WorkerSettings } from '../ipc.js';
+
+const WORKER_MAIN = fileURLToPath(new URL('../worker/main.js', import.meta.url));
+
+/** Variables that belong to the master alone (systemd talks to the master only). */
+const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_CMD_ARGS'];
+
+export type WorkerState = 'booting' | 'ready' | 'draining';
+
+export class WorkerProcess {
+  readonly pid: number;
+  state: WorkerState = 'booting';
+  /** Marked for replacement (max_requests, memory): drained once a replacement is ready. */
+  retiring = false;
+  lastBeat = Date.now();
+  requests = 0;
+  /** When SIGABRT was sent for a missed heartbeat. */
+  abortedAt = 0;
+  /** When SIGTERM was sent to drain it. */
+  drainStartedAt = 0;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly age: number,
+    readonly gen: number,
+    readonly slot: number,
+  ) {
+    this.pid = child.pid!;
+  }
+
+  static spawn(opts: { settings: WorkerSettings; fds: number[]; age: number; gen: number; slot: number }): WorkerProcess {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of MASTER_ONLY_ENV) delete env[k];
+    for (const kv of opts.settings.raw_env) {
+      const eq = kv.indexOf('=');
+      env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    const init: WorkerInit = { settings: opts.settings, fds: opts.fds.map((_, i) => 3 + i), age: opts.age };
+    env[WORKER_ENV] = JSON.stringify(init);
+    const child = spawn(process.execPath, [...process.execArgv, WORKER_MAIN], {
+      stdio: ['ignore', 'inherit', 'inherit', ...opts.fds, 'ipc'],
+      env,
+      detached: true,
+      serialization: 'json',
+    });
+    if (child.pid === undefined) {
+      child.once('error', () => { /* reported below */ });
+      throw new Error(`could not start ${process.execPath} (out of processes or memory?)`);
+    }
+    return new WorkerProcess(child, opts.age, opts.gen, opts.slot);
+  }
+
+  onMessage(handler: (msg: WorkerMessage) => void): void {
+    this.child.on('message', (m) => handler(m as WorkerMessage));
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      /* already gone; its exit event follows */
+    }
+  }
+
+  /** Sends TERM: the worker drains and exits. */
+  drain(): void {
+    if (this.state === 'draining') return;
+    this.state = 'draining';
+    this.drainStartedAt = Date.now();
+    this.signal('SIGTERM');
+  }
+}

@@ -1,0 +1,107 @@
+// The worker's HTTP servers: one http.Server per inherited listening descriptor, all serving the
+// same request handler. The handler enforces Gunicorn's request limits before the app sees the
+// request, counts requests, marks responses `Connection: close` while draining, and writes the
+// access log when it is on. Nothing else runs per request.
+
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import type { WorkerSettings } from '../ipc.js';
+import type { AccessEntry } from '../logging/access-log.js';
+import type { Logger } from '../logging/logger.js';
+import { Drain } from './drain.js';
+
+export interface ServeOptions {
+  readonly settings: WorkerSettings;
+  readonly app: RequestListener;
+  readonly log: Logger;
+  /** Writes one access log line; null when the access log is off. */
+  readonly access: ((e: AccessEntry) => void) | null;
+  /** Called with the running count after each request. */
+  readonly onRequest: (count: number) => void;
+}
+
+/** Node's parser gives up beyond maxHeaderSize; leave it room for what the limits allow. */
+function maxHeaderSize(s: WorkerSettings): number {
+  const line = s.limit_request_line || 8192;
+  const fields = (s.limit_request_fields || 100) * ((s.limit_request_field_size || 8190) + 2);
+  return Math.min(Math.max(16 * 1024, line + fields + 4), 1024 * 1024);
+}
+
+function reject(res: ServerResponse, status: number, reason: string): void {
+  res.writeHead(status, reason, { 'Content-Type': 'text/plain', Connection: 'close' });
+  res.end(`${reason}\n`);
+}
+
+/** The 4xx a request deserves under the limits, or null when it is within them. */
+function limitViolation(req: IncomingMessage, s: WorkerSettings): [number, string] | null {
+  if (s.limit_request_line > 0) {
+    const lineLength = (req.method?.length ?? 0) + 1 + (req.url?.length ?? 0) + 9;
+    if (lineLength > s.limit_request_line) return [414, 'URI Too Long'];
+  }
+  const raw = req.rawHeaders;
+  if (s.limit_request_fields > 0 && raw.length / 2 > s.limit_request_fields) return [431, 'Request Header Fields Too Large'];
+  if (s.limit_request_field_size > 0) {
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length + 2 + raw[i + 1]!.length > s.limit_request_field_size) return [431, 'Request Header Fields Too Large'];
+    }
+  }
+  return null;
+}
+
+function withAccessLog(res: ServerResponse, req: IncomingMessage, write: (e: AccessEntry) => void): void {
+  const start = process.hrtime.bigint();
+  let bytes = 0;
+  const count = (chunk: unknown, encoding?: unknown): void => {
+    if (typeof chunk === 'string') bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    else if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
+  };
+  const origWrite = res.write;
+  const origEnd = res.end;
+  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    count(chunk, rest[0]);
+    return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as ServerResponse['write'];
+  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (typeof chunk !== 'function') count(chunk, rest[0]);
+    return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+  } as ServerResponse['end'];
+  res.once('finish', () => write({ req, res, start, end: process.hrtime.bigint(), when: new Date(), bytes }));
+}
+
+export interface Served {
+  readonly servers: Server[];
+  readonly drain: Drain;
+}
+
+export function createServers(fdCount: number, opts: ServeOptions): Served {
+  const { settings: s, app, access, onRequest, log } = opts;
+  const servers: Server[] = [];
+  const drain = new Drain(servers);
+  drain.closing = s.keepalive === 0;
+  let requests = 0;
+  const handler: RequestListener = (req, res) => {
+    onRequest(++requests);
+    if (access) withAccessLog(res, req, access);
+    const violation = limitViolation(req, s);
+    if (violation) { reject(res, violation[0], violation[1]); return; }
+    if (drain.closing) res.setHeader('Connection', 'close');
+    drain.inflight.add(res);
+    res.once('close', () => drain.inflight.delete(res));
+    try {
+      app(req, res);
+    } catch (err) {
+      log.error(`Error handling request ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`);
+      if (!res.headersSent) reject(res, 500, 'Internal Server Error');
+      else res.destroy();
+    }
+  };
+  for (let i = 0; i < fdCount; i++) {
+    const server = createServer({
+      maxHeaderSize: maxHeaderSize(s),
+      keepAliveTimeout: s.keepalive * 1000,
+    }, handler);
+    server.maxHeadersCount = s.limit_request_fields > 0 ? s.limit_request_fields + 1 : 0;
+    server.maxConnections = s.worker_connections;
+    servers.push(server);
+  }
+  return { servers, drain };
+}

@@ -1,0 +1,113 @@
+// A worker process: load the app once, serve it on the inherited listening sockets, heartbeat to
+// the master, and drain gracefully on TERM. Exit codes 3 and 4 tell the master why a boot failed.
+
+import { parseAppSpec } from '../app/app-spec.js';
+import { loadApp } from '../app/load-app.js';
+import { loadConfigFile } from '../config/config-file.js';
+import { AppLoadError } from '../errors.js';
+import { runHook, type Hooks } from '../hooks.js';
+import { WORKER_ENV, WORKER_EXIT, type WorkerInit, type WorkerMessage } from '../ipc.js';
+import { compileAccessFormat, type AccessEntry } from '../logging/access-log.js';
+import { Destination } from '../logging/destination.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import { createServers } from './http-server.js';
+import { dropPrivileges } from './privileges.js';
+
+const init = JSON.parse(process.env[WORKER_ENV] ?? 'null') as WorkerInit | null;
+if (!init || !process.send) {
+  process.stderr.write('tsgunicorn: this is a worker module, started by the tsgunicorn master only\n');
+  process.exit(2);
+}
+delete process.env[WORKER_ENV];
+const s = init.settings;
+process.title = `tsgunicorn: worker [${s.proc_name}]`;
+const log = createLogger({ errorlog: s.errorlog, loglevel: s.loglevel });
+
+function send(msg: WorkerMessage): void {
+  if (process.connected) process.send!(msg);
+}
+
+function accessWriter(path: string | null, format: string): { write: (e: AccessEntry) => void; dest: Destination } | null {
+  if (path === null) return null;
+  const dest = new Destination(path, process.stdout);
+  const render = compileAccessFormat(format);
+  return { dest, write: (e) => { dest.write(`${render(e)}\n`); } };
+}
+
+async function workerHooks(): Promise<Partial<Hooks>> {
+  if (s.config === null || s.config.endsWith('.toml')) return {};
+  return Object.fromEntries(await loadConfigFile(s.config)) as Partial<Hooks>;
+}
+
+async function main(log: Logger): Promise<void> {
+  let requests = 0;
+  const beat = Math.max(100, Math.min(1000, (s.timeout * 1000) / 4));
+  setInterval(() => send({ t: 'hb', requests }), beat);
+
+  const hooks = await workerHooks();
+  const self = { pid: process.pid, age: init!.age, ppid: process.ppid, log, settings: s };
+  const server = { pid: process.ppid, settings: s, log };
+  await runHook(hooks, 'post_fork', log, server, self);
+
+  dropPrivileges(s);
+  const app = await loadApp(parseAppSpec(s.app ?? ''), process.cwd());
+  const access = accessWriter(s.accesslog, s.access_log_format);
+  const maxRequests = s.max_requests > 0 ? s.max_requests + Math.floor(Math.random() * (s.max_requests_jitter + 1)) : 0;
+  const { servers, drain } = createServers(init!.fds.length, {
+    settings: s,
+    app: app.listener,
+    log,
+    access: access?.write ?? null,
+    onRequest: (n) => {
+      requests = n;
+      if (n === maxRequests) send({ t: 'recycle', reason: `served ${n} requests (max_requests)` });
+    },
+  });
+
+  let stopping = false;
+  const stop = async (graceful: boolean): Promise<void> => {
+    if (stopping && graceful) return;
+    stopping = true;
+    if (graceful) {
+      const how = await drain.start(s.graceful_timeout * 1000);
+      if (how === 'timeout') log.warning(`Worker ${process.pid}: graceful_timeout reached with connections open`);
+    } else {
+      await runHook(hooks, 'worker_int', log, self);
+    }
+    await runHook(hooks, 'worker_exit', log, server, self);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop(true));
+  process.on('SIGQUIT', () => void stop(false));
+  process.on('SIGINT', () => void stop(false));
+  process.on('SIGHUP', () => { /* the master reloads; workers are replaced, not reloaded */ });
+  process.on('SIGUSR1', () => { log.reopen(); access?.dest.reopen(); });
+  process.on('disconnect', () => {
+    log.warning(`Worker ${process.pid}: master went away, stopping`);
+    void stop(true);
+  });
+  if (hooks.worker_abort) process.on('SIGABRT', () => void runHook(hooks, 'worker_abort', log, self).then(() => process.exit(1)));
+
+  for (const srv of servers) if (app.onServer) await app.onServer(srv);
+  await Promise.all(servers.map((srv, i) => new Promise<void>((done, fail) => {
+    srv.once('error', fail);
+    srv.listen({ fd: init!.fds[i]!, backlog: s.backlog }, () => { srv.off('error', fail); done(); });
+  })));
+  await runHook(hooks, 'post_worker_init', log, self);
+  const addresses = servers.map((srv) => {
+    const a = srv.address();
+    return typeof a === 'string' ? `unix:${a}` : a ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : '?';
+  });
+  send({ t: 'ready', addresses });
+}
+
+main(log).catch(async (err: unknown) => {
+  if (err instanceof AppLoadError) {
+    const cause = err.cause as Error | undefined;
+    log.error(`${err.message}${cause ? `:\n${cause.stack ?? String(cause)}` : ''}`);
+  } else {
+    log.error(`Worker failed to boot: ${(err as Error)?.stack ?? String(err)}`);
+  }
+  await log.flush();
+  process.exit(err instanceof AppLoadError ? WORKER_EXIT.APP_LOAD_ERROR : WORKER_EXIT.BOOT_ERROR);
+});
