@@ -1,0 +1,180 @@
+// Test helpers: start the real tsgunicorn command, wait for what it logs, find its workers, make
+// real HTTP requests, and clean up every process by pid.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'tsgunicorn.js');
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+
+export function fixture(name: string): string {
+  return join(FIXTURES, name);
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'tsg-test-'));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Is this pid alive (and not a zombie)? */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Live children of a process (the master's workers), from /proc. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+export class Daemon {
+  readonly proc: ChildProcess;
+  output = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exitCode: number | null | undefined = undefined;
+
+  constructor(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
+    this.proc = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc.stdout!.on('data', (d: Buffer) => { this.output += d.toString(); });
+    this.proc.stderr!.on('data', (d: Buffer) => { this.output += d.toString(); });
+    this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => { this.exitCode = code; resolve({ code, signal }); }));
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  workers(): number[] {
+    return childrenOf(this.pid);
+  }
+
+  async waitForLog(re: RegExp, timeoutMs = 15000): Promise<RegExpMatchArray> {
+    let m: RegExpMatchArray | null = null;
+    await waitUntil(`log ${re} (output so far:\n${this.output})`, () => {
+      m = re.exec(this.output);
+      return m !== null || this.exitCode !== undefined;
+    }, timeoutMs);
+    if (!m) throw new Error(`daemon exited (${this.exitCode}) before logging ${re}:\n${this.output}`);
+    return m;
+  }
+
+  /** Waits until `n` workers have reported ready since the log position `from`. */
+  async waitReady(timeoutMs = 15000): Promise<void> {
+    await this.waitForLog(/Ready: \d+ worker/, timeoutMs);
+  }
+
+  async waitWorkers(n: number, timeoutMs = 15000): Promise<number[]> {
+    await waitUntil(`${n} workers (have ${this.workers().length})`, () => this.workers().length === n, timeoutMs);
+    return this.workers();
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    process.kill(this.pid, sig);
+  }
+
+  /** Kills the master and every worker it had, by pid. */
+  kill(): void {
+    const pids = [...this.workers(), this.pid];
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  }
+}
+
+/** Starts a daemon and registers its cleanup with the test. */
+export function start(t: ExecutionContext, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
+  const d = new Daemon(args, opts);
+  t.teardown(() => {
+    d.kill();
+    if (t.passed === false) t.log(d.output);
+  });
+  return d;
+}
+
+/** Runs the command to completion (for flags that exit). */
+export async function runCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+export interface Response {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+export function get(url: string, headers: Record<string, string> = {}): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(10000, () => req.destroy(new Error('request timeout')));
+    req.end();
+  });
+}

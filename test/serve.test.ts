@@ -1,0 +1,86 @@
+import test from 'ava';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { alive, cmdline, fixture, freePort, get, start, tempDir } from './helpers/daemon.js';
+
+test('serves GET through 2 workers, writes and removes the pidfile, TERM exits 0', async (t) => {
+  const port = await freePort();
+  const pid = join(tempDir(), 'master.pid');
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pid, '-n', 'svc', fixture('app.mjs')]);
+  await d.waitReady();
+  const workers = await d.waitWorkers(2);
+  t.is(readFileSync(pid, 'utf8').trim(), String(d.pid));
+  t.regex(cmdline(d.pid), /^tsgunicorn: master \[svc\]/);
+  for (const w of workers) t.regex(cmdline(w), /^tsgunicorn: worker \[svc\]/);
+  const seen = new Set<string>();
+  for (let i = 0; i < 40 && seen.size < 2; i++) {
+    const res = await get(`http://127.0.0.1:${port}/x`);
+    t.is(res.status, 200);
+    t.is(res.body, 'hello GET /x\n');
+    seen.add(res.headers['x-worker'] as string);
+  }
+  for (const w of seen) t.true(workers.includes(Number(w)), `response from a worker of this master: ${w}`);
+  d.signal('SIGTERM');
+  const { code } = await d.exited;
+  t.is(code, 0);
+  t.false(existsSync(pid), 'pidfile removed');
+  for (const w of workers) t.false(alive(w), `worker ${w} gone`);
+});
+
+test('serves a fetch handler, a CommonJS module, a named export and a factory with arguments', async (t) => {
+  const cases: [string, string, number, RegExp][] = [
+    ['fetch-app.mjs', '/a/b', 201, /^\{"path":"\/a\/b","body":""\}$/],
+    ['cjs-app.cjs', '/', 200, /^cjs default\n$/],
+    ['cjs-app.cjs:named', '/', 200, /^cjs named\n$/],
+    ['factory.mjs:plain', '/', 200, /^named export\n$/],
+    [`factory.mjs:create('hi', {times: 2, tags: ["a", 'b']})`, '/', 200, /^hi x2 \["a","b"\]\n$/],
+  ];
+  await Promise.all(cases.map(async ([spec, path, status, body]) => {
+    const port = await freePort();
+    const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, spec], { cwd: join(fixture('.'), '') });
+    await d.waitReady();
+    const res = await get(`http://127.0.0.1:${port}${path}`);
+    t.is(res.status, status, spec);
+    t.regex(res.body, body, spec);
+  }));
+});
+
+test('an app reaches its worker http.Server through onServer (upgrade requests)', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('on-server.mjs')]);
+  await d.waitReady();
+  const res = await get(`http://127.0.0.1:${port}/`, {});
+  t.is(res.body, 'plain http\n');
+  const { request } = await import('node:http');
+  const upgraded = await new Promise<number>((resolve, reject) => {
+    const req = request(`http://127.0.0.1:${port}/ws`, { headers: { Connection: 'Upgrade', Upgrade: 'test' } });
+    req.on('upgrade', (r, socket) => { socket.destroy(); resolve(r.statusCode!); });
+    req.on('error', reject);
+    req.end();
+  });
+  t.is(upgraded, 101);
+});
+
+test('listens on a unix socket and on IPv6, and cleans up a stale socket file', async (t) => {
+  const dir = tempDir();
+  const sock = join(dir, 'app.sock');
+  // A stale socket file left by a server that was killed.
+  const dead = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  await new Promise((r) => dead.once('exit', r));
+  t.true(existsSync(sock));
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `unix:${sock}`, '-b', `[::1]:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const { request } = await import('node:http');
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = request({ socketPath: sock, path: '/unix' }, (res) => { let b = ''; res.on('data', (c) => { b += c; }); res.on('end', () => resolve(b)); });
+    req.on('error', reject);
+    req.end();
+  });
+  t.is(body, 'hello GET /unix\n');
+  t.is((await get(`http://[::1]:${port}/v6`)).body, 'hello GET /v6\n');
+  d.signal('SIGTERM');
+  t.is((await d.exited).code, 0);
+  t.false(existsSync(sock), 'unix socket removed at exit');
+});
