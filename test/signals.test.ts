@@ -1,0 +1,150 @@
+import test from 'ava';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { alive, fixture, freePort, get, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
+
+test('TTIN and TTOU change the worker count, never below 1', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  await d.waitWorkers(2);
+  d.signal('SIGTTIN');
+  await d.waitWorkers(3);
+  d.signal('SIGTTOU');
+  await d.waitWorkers(2);
+  d.signal('SIGTTOU');
+  await d.waitWorkers(1);
+  d.signal('SIGTTOU');
+  await sleep(1000);
+  t.is(d.workers().length, 1);
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});
+
+test('HUP replaces every worker with new app code and re-reads the config; the master stays', async (t) => {
+  const dir = tempDir();
+  const app = join(dir, 'app.mjs');
+  writeFileSync(app, "export default (req, res) => res.end('v1\\n');\n");
+  const conf = join(dir, 'conf.toml');
+  const port = await freePort();
+  writeFileSync(conf, `workers = 2\nbind = ["127.0.0.1:${port}"]\n`);
+  const d = start(t, ['-c', conf, app]);
+  await d.waitReady();
+  const before = await d.waitWorkers(2);
+  t.is((await get(`http://127.0.0.1:${port}/`)).body, 'v1\n');
+  writeFileSync(app, "export default (req, res) => res.end('v2\\n');\n");
+  writeFileSync(conf, `workers = 3\nbind = ["127.0.0.1:${port}"]\n`);
+  d.signal('SIGHUP');
+  await d.waitForLog(/Reloaded: 3 new worker/);
+  await waitUntil('old workers gone', () => before.every((p) => !alive(p)));
+  const after = await d.waitWorkers(3);
+  t.false(after.some((p) => before.includes(p)), 'every worker replaced');
+  for (let i = 0; i < 6; i++) t.is((await get(`http://127.0.0.1:${port}/`)).body, 'v2\n');
+  t.true(alive(d.pid));
+});
+
+test('HUP with a broken config or a broken app keeps the running workers serving', async (t) => {
+  const dir = tempDir();
+  const app = join(dir, 'app.mjs');
+  copyFileSync(fixture('app.mjs'), app);
+  const conf = join(dir, 'conf.toml');
+  const port = await freePort();
+  writeFileSync(conf, `workers = 2\nbind = ["127.0.0.1:${port}"]\n`);
+  const d = start(t, ['-c', conf, app]);
+  await d.waitReady();
+  const before = await d.waitWorkers(2);
+  writeFileSync(conf, 'workers = "lots"\n');
+  d.signal('SIGHUP');
+  await d.waitForLog(/Reload failed, keeping the running configuration: workers: expected a whole number/);
+  writeFileSync(conf, `workers = 2\nbind = ["127.0.0.1:${port}"]\n`);
+  writeFileSync(app, readFileSync(fixture('syntax-error.mjs')));
+  d.signal('SIGHUP');
+  await d.waitForLog(/Reload failed \(a new worker failed to boot: the application failed to load\); the previous workers keep serving/);
+  await sleep(500);
+  t.deepEqual(d.workers(), before);
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+  t.true(alive(d.pid));
+});
+
+test('a SIGKILLed worker is replaced', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const [victim, other] = await d.waitWorkers(2);
+  process.kill(victim!, 'SIGKILL');
+  await waitUntil('replacement', () => { const w = d.workers(); return w.length === 2 && !w.includes(victim!); });
+  t.true(d.workers().includes(other!));
+  t.regex(d.output, new RegExp(`Worker ${victim} exited unexpectedly \\(signal SIGKILL\\)`));
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});
+
+test('a hung worker (busy loop) is killed and replaced within timeout', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-t', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const before = await d.waitWorkers(2);
+  const hung = get(`http://127.0.0.1:${port}/hang`).catch((e: Error) => e);
+  const began = Date.now();
+  await d.waitForLog(/WORKER TIMEOUT \(pid:(\d+)\)/, 10000);
+  const victim = Number(/WORKER TIMEOUT \(pid:(\d+)\)/.exec(d.output)![1]);
+  t.true(before.includes(victim));
+  await waitUntil('hung worker gone', () => !alive(victim), 5000);
+  const elapsed = Date.now() - began;
+  t.true(elapsed < 2000 + 2500, `killed after ${elapsed} ms`);
+  t.true((await hung) instanceof Error, 'the hung request failed');
+  await waitUntil('replacement', () => d.workers().length === 2 && !d.workers().includes(victim));
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});
+
+test('TERM lets in-flight requests finish, then exits 0', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const slow = get(`http://127.0.0.1:${port}/slow?ms=1500`);
+  await sleep(300);
+  d.signal('SIGTERM');
+  const res = await slow;
+  t.is(res.status, 200);
+  t.is(res.body, 'slow done\n');
+  t.is((await d.exited).code, 0);
+});
+
+test('INT stops fast without waiting for in-flight requests', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const workers = await d.waitWorkers(2);
+  const slow = get(`http://127.0.0.1:${port}/slow?ms=20000`).catch((e: Error) => e);
+  await sleep(200);
+  const began = Date.now();
+  d.signal('SIGINT');
+  await d.exited;
+  t.true(Date.now() - began < 3000, `stopped in ${Date.now() - began} ms`);
+  t.true((await slow) instanceof Error);
+  for (const w of workers) t.false(alive(w));
+});
+
+test('WINCH stops all workers and keeps the master; TTIN brings one back', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  await d.waitWorkers(2);
+  d.signal('SIGWINCH');
+  await d.waitWorkers(0);
+  t.true(alive(d.pid));
+  d.signal('SIGTTIN');
+  await d.waitWorkers(1);
+  await waitUntil('serving', async () => (await get(`http://127.0.0.1:${port}/`).catch(() => null))?.status === 200);
+  t.pass();
+});
+
+test('max_requests recycles a worker, its replacement starting first', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '--max-requests', '5', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const [first] = await d.waitWorkers(1);
+  for (let i = 0; i < 5; i++) t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+  await d.waitForLog(/served 5 requests \(max_requests\): replacing it/);
+  await waitUntil('recycled', () => !alive(first!) && d.workers().length === 1);
+  t.not(d.workers()[0], first);
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});
