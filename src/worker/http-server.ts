@@ -99,7 +99,8 @@ export function createServers(fdCount: number, opts: ServeOptions): Served {
       maxHeaderSize: maxHeaderSize(s),
       keepAliveTimeout: s.keepalive * 1000,
     }, handler);
-    server.maxHeadersCount = s.limit_request_fields > 0 ? s.limit_request_fields + 1 : 0;
+    // Node answers 400 itself past maxHeadersCount; keep it above our limit so we can answer 431.
+    server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
     server.maxConnections = s.worker_connections;
     servers.push(server);
   }
