@@ -148,3 +148,14 @@ test('max_requests recycles a worker, its replacement starting first', async (t)
   t.not(d.workers()[0], first);
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
+
+test('max_worker_memory replaces a worker whose RSS grows past the bound', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '--max-worker-memory', '150', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const [first] = await d.waitWorkers(1);
+  t.is((await get(`http://127.0.0.1:${port}/grow?mib=200`)).status, 200);
+  await d.waitForLog(/Worker \d+ uses \d+ MiB, over max_worker_memory: replacing it/);
+  await waitUntil('replaced', () => !alive(first!) && d.workers().length === 1);
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});

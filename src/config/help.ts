@@ -1,5 +1,5 @@
 // Text generated from the settings registry: --help, --print-config, and the settings reference
-// (docs/settings.md and the man page are rendered from settingsReference()).
+// (docs/settings.md and the man page are rendered in reference.ts).
 
 import { SETTINGS, type Settings } from './settings.js';
 import { formatValue, type SettingSpec } from './setting-types.js';
@@ -13,6 +13,14 @@ export const SIGNALS_HELP: readonly [string, string][] = [
   ['TTIN / TTOU', 'one worker more / one less (never below 1)'],
   ['USR1', 'reopen log files (master and workers)'],
   ['WINCH', 'gracefully stop all workers; the master stays'],
+];
+
+export const EXIT_STATUS: readonly [string, string][] = [
+  ['0', 'The master stopped cleanly (TERM, INT or QUIT), or --help, --version, --print-config or --check-config succeeded.'],
+  ['1', 'Runtime error, such as an address already in use or a pidfile naming a running master.'],
+  ['2', 'Usage or configuration error: an unknown option, a bad value, an unreadable config file. One line on standard error says what is wrong.'],
+  ['3', 'Workers failed to boot.'],
+  ['4', 'The application failed to load; its error is shown.'],
 ];
 
 export function defaultText(spec: SettingSpec): string {
@@ -60,7 +68,8 @@ export function helpText(version: string): string {
   }
   out.push('', 'signals (to the master):');
   for (const [sig, what] of SIGNALS_HELP) out.push(`  ${sig.padEnd(14)}${what}`);
-  out.push('', 'exit status: 0 stopped, 1 runtime error, 2 usage or configuration error,', '3 workers failed to boot, 4 the application failed to load.');
+  out.push('', 'exit status:');
+  for (const [code, what] of EXIT_STATUS) out.push(`  ${code}  ${what.split(':')[0]!.split('.')[0]}`);
   return `${out.join('\n')}\n`;
 }
 

@@ -3,7 +3,7 @@
 // the committed files can be checked for staleness (packaging/gen-docs.ts --check, test/docs.test.ts).
 
 import { SETTINGS } from './settings.js';
-import { SIGNALS_HELP, defaultText } from './help.js';
+import { EXIT_STATUS, SIGNALS_HELP, defaultText } from './help.js';
 import type { SettingSpec } from './setting-types.js';
 
 const GENERATED = 'Generated from src/config/settings.ts by `npm run docs` (packaging/gen-docs.ts); do not edit.';
@@ -19,14 +19,6 @@ export const TOML_EXAMPLE = [
   'max_requests_jitter = 500',
   'accesslog = "-"',
   'loglevel = "info"',
-];
-
-const EXIT_STATUS: readonly [string, string][] = [
-  ['0', 'The master stopped cleanly (TERM, INT or QUIT), or --help, --version, --print-config or --check-config succeeded.'],
-  ['1', 'Runtime error, such as an address already in use or a pidfile naming a running master.'],
-  ['2', 'Usage or configuration error: an unknown option, a bad value, an unreadable config file. One line on standard error says what is wrong.'],
-  ['3', 'Workers failed to boot.'],
-  ['4', 'The application failed to load; its error is shown.'],
 ];
 
 /** Settings grouped by section, in registry order. */

@@ -71,7 +71,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     help: 'Run workers as this user (name or uid). The master keeps its own identity to bind and manage sockets.' },
   { name: 'group', section: 'Process', cli: ['-g', '--group'], metavar: 'GROUP', type: 'string', default: null,
     help: 'Run workers as this group (name or gid).' },
-  { name: 'umask', section: 'Process', cli: ['-m', '--umask'], metavar: 'INT', type: 'octal', default: 0o022,
+  { name: 'umask', section: 'Process', cli: ['-m', '--umask'], metavar: 'MODE', type: 'octal', default: 0o022,
     defaultText: '0022',
     help: 'File mode mask of the workers (and of the unix sockets the master creates).' },
   { name: 'initgroups', section: 'Process', cli: ['--initgroups'], type: 'bool', default: false,

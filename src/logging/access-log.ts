@@ -13,6 +13,8 @@ export interface AccessEntry {
   readonly when: Date;
   /** Body bytes sent. */
   readonly bytes: number;
+  /** A response header, also when the app passed it to writeHead() only. */
+  readonly outHeader: (name: string) => string | string[] | number | undefined;
 }
 
 type Atom = (e: AccessEntry) => string;
@@ -73,7 +75,7 @@ const ATOMS: Record<string, Atom> = {
 function variableAtom(name: string, kind: string): Atom | undefined {
   const key = name.toLowerCase();
   if (kind === 'i') return (e) => header(e.req.headers[key]);
-  if (kind === 'o') return (e) => header(e.res.getHeader(key));
+  if (kind === 'o') return (e) => header(e.outHeader(key));
   if (kind === 'e') return () => dash(process.env[name]);
   return undefined;
 }

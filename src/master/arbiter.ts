@@ -60,7 +60,8 @@ export class Arbiter {
   private tick: NodeJS.Timeout | undefined;
   private finish!: (code: number) => void;
   private readonly done = new Promise<number>((resolve) => { this.finish = resolve; });
-  readonly server: { readonly pid: number; readonly settings: () => Settings; readonly log: () => Logger; readonly workers: () => number };
+  /** What hooks receive as `server`: the same shape in the master and in workers. */
+  readonly server: { readonly pid: number; readonly settings: Settings; readonly log: Logger; readonly workers: number };
 
   constructor(private readonly opts: ArbiterOptions) {
     this.settings = opts.settings;
@@ -68,7 +69,13 @@ export class Arbiter {
     this.listeners = opts.listeners;
     this.pidfile = opts.pidfile;
     this.target = opts.settings.workers;
-    this.server = { pid: process.pid, settings: () => this.settings, log: () => this.log, workers: () => this.target };
+    const self = this;
+    this.server = {
+      pid: process.pid,
+      get settings() { return self.settings; },
+      get log() { return self.log; },
+      get workers() { return self.target; },
+    };
   }
 
   /** Runs until the master stops; resolves with the exit code. */

@@ -47,15 +47,31 @@ function limitViolation(req: IncomingMessage, s: WorkerSettings): [number, strin
   return null;
 }
 
+/** A header from writeHead()'s argument: an object, or a flat [name, value, ...] list. */
+function headFromArgs(args: unknown[], name: string): string | string[] | number | undefined {
+  const h = args.find((a) => typeof a === 'object' && a !== null) as Record<string, string | string[] | number> | string[] | undefined;
+  if (!h) return undefined;
+  if (Array.isArray(h)) {
+    for (let i = 0; i < h.length; i += 2) if (String(h[i]).toLowerCase() === name) return h[i + 1];
+    return undefined;
+  }
+  for (const k of Object.keys(h)) if (k.toLowerCase() === name) return h[k];
+  return undefined;
+}
+
 function withAccessLog(res: ServerResponse, req: IncomingMessage, write: (e: AccessEntry) => void): void {
   const start = process.hrtime.bigint();
   let bytes = 0;
+  let headArgs: unknown[] = [];
   const count = (chunk: unknown, encoding?: unknown): void => {
     if (typeof chunk === 'string') bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
     else if (chunk instanceof Uint8Array) bytes += chunk.byteLength;
   };
-  const origWrite = res.write;
-  const origEnd = res.end;
+  const { write: origWrite, end: origEnd, writeHead: origWriteHead } = res;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    headArgs = args;
+    return (origWriteHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['writeHead'];
   res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
     count(chunk, rest[0]);
     return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
@@ -64,7 +80,8 @@ function withAccessLog(res: ServerResponse, req: IncomingMessage, write: (e: Acc
     if (typeof chunk !== 'function') count(chunk, rest[0]);
     return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as ServerResponse['end'];
-  res.once('finish', () => write({ req, res, start, end: process.hrtime.bigint(), when: new Date(), bytes }));
+  const outHeader = (name: string): string | string[] | number | undefined => res.getHeader(name) ?? headFromArgs(headArgs, name);
+  res.once('finish', () => write({ req, res, start, end: process.hrtime.bigint(), when: new Date(), bytes, outHeader }));
 }
 
 export interface Served {

@@ -42,11 +42,19 @@ async function workerHooks(): Promise<Partial<Hooks>> {
 async function main(log: Logger): Promise<void> {
   let requests = 0;
   const beat = Math.max(100, Math.min(1000, (s.timeout * 1000) / 4));
-  setInterval(() => send({ t: 'hb', requests }), beat);
+  const maxRss = s.max_worker_memory * 1024 * 1024;
+  let memoryRecycle = false;
+  setInterval(() => {
+    send({ t: 'hb', requests });
+    if (maxRss > 0 && !memoryRecycle && process.memoryUsage.rss() > maxRss) {
+      memoryRecycle = true;
+      send({ t: 'recycle', reason: `uses ${Math.round(process.memoryUsage.rss() / 1048576)} MiB, over max_worker_memory` });
+    }
+  }, beat);
 
   const hooks = await workerHooks();
   const self = { pid: process.pid, age: init!.age, ppid: process.ppid, log, settings: s };
-  const server = { pid: process.ppid, settings: s, log };
+  const server = { pid: process.ppid, settings: s, log, workers: s.workers };
   await runHook(hooks, 'post_fork', log, server, self);
 
   dropPrivileges(s);
