@@ -8,10 +8,12 @@ import { helpText, printConfig } from './config/help.js';
 import { loadSettings } from './config/load-settings.js';
 import type { Settings } from './config/settings.js';
 import { AppLoadError, ConfigError, EXIT, TsgunicornError } from './errors.js';
-import { createLogger } from './logging/logger.js';
+import { createLogger, type Logger } from './logging/logger.js';
 import { Arbiter } from './master/arbiter.js';
 import { Pidfile } from './pidfile.js';
-import { parseBind } from './sockets/address.js';
+import { parseBind, type BindAddress } from './sockets/address.js';
+import { adoptFd } from './sockets/listeners.js';
+import { systemdListenFds, upgradeFds } from './systemd/listen-fds.js';
 import { ListenerSet } from './sockets/listener-set.js';
 import { VERSION } from './version.js';
 
@@ -49,8 +51,19 @@ async function checkApp(s: Settings): Promise<void> {
   await loadApp(parseAppSpec(s.app!), process.cwd());
 }
 
+/** Sockets from systemd or an upgrading master are used as they are; otherwise we bind. */
+async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boolean, log: Logger): Promise<ListenerSet> {
+  const upgrade = upgradeFds();
+  const inherited = upgrade.length > 0 ? upgrade : systemdListenFds(process.pid);
+  if (inherited.length === 0) return ListenerSet.open(binds, s.reuse_port, s.umask);
+  const from = upgrade.length > 0 ? 'the previous master' : 'systemd';
+  if (bindGiven) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from}`);
+  if (s.reuse_port) log.warning(`reuse_port ignored: serving on the sockets passed by ${from}`);
+  return ListenerSet.adopt(inherited.map((f) => adoptFd(f.fd, f.name)));
+}
+
 async function run(argv: readonly string[]): Promise<number> {
-  const { settings: s, help, version } = await loadSettings(argv);
+  const { settings: s, explicit, help, version } = await loadSettings(argv);
   if (help) { process.stdout.write(helpText(VERSION)); return EXIT.OK; }
   if (version) { process.stdout.write(`tsgunicorn ${VERSION} (node ${process.version})\n`); return EXIT.OK; }
   if (s.print_config) { process.stdout.write(printConfig(s)); return EXIT.OK; }
@@ -78,7 +91,7 @@ async function run(argv: readonly string[]): Promise<number> {
   pidfile?.create();
   let listeners: ListenerSet;
   try {
-    listeners = await ListenerSet.open(binds, s.reuse_port, s.umask);
+    listeners = await openListeners(s, binds, explicit.has('bind'), log);
   } catch (err) {
     pidfile?.unlink();
     throw err;

@@ -10,6 +10,8 @@ import { coerce } from './setting-types.js';
 
 export interface LoadedSettings {
   readonly settings: Settings;
+  /** Names of the settings some source set (the rest are defaults). */
+  readonly explicit: ReadonlySet<string>;
   readonly help: boolean;
   readonly version: boolean;
 }
@@ -27,7 +29,7 @@ function envArgs(env: NodeJS.ProcessEnv): ParsedArgs {
 export async function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<LoadedSettings> {
   const cli = parseArgs(argv);
   if (cli.help || cli.version) {
-    return { settings: resolveValues([]), help: cli.help, version: cli.version };
+    return { settings: resolveValues([]), explicit: new Set(), help: cli.help, version: cli.version };
   }
   const fromEnv = envArgs(env);
   const configPath = (cli.values.get('config') ?? fromEnv.values.get('config') ?? null) as string | null;
@@ -37,7 +39,8 @@ export async function loadSettings(argv: readonly string[], env: NodeJS.ProcessE
   if (positional !== null) layers.push(new Map([['app', positional]]));
   const settings = resolveValues(layers);
   if (settings.config !== null) settings.config = resolve(settings.config);
-  return { settings, help: false, version: false };
+  const explicit = new Set(layers.flatMap((l) => [...l.keys()]));
+  return { settings, explicit, help: false, version: false };
 }
 
 /** Applies the layers over the defaults (later wins) and coerces every value. */

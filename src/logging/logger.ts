@@ -1,6 +1,7 @@
 // The error log: one winston logger per process with Gunicorn's levels and line shape
 // (`[2026-01-02 10:00:00 +0000] [1234] [INFO] message`). When standard error is the journal
-// (JOURNAL_STREAM names it), lines carry sd-daemon(3) `<N>` priority prefixes and no timestamp.
+// (JOURNAL_STREAM names it), every line (stack traces too) carries an sd-daemon(3) `<N>` priority
+// prefix and no timestamp: journald stamps it.
 
 import { fstatSync } from 'node:fs';
 import winston from 'winston';
@@ -58,7 +59,7 @@ export function createLogger(opts: LoggerOptions): Logger {
   const dest = new Destination(opts.errorlog, process.stderr);
   const journal = dest.isStd && stderrIsJournal();
   const line = journal
-    ? winston.format.printf((i) => `<${PRIORITY[i.level as Level]}>${String(i.message)}`)
+    ? winston.format.printf((i) => { const p = `<${PRIORITY[i.level as Level]}>`; return p + String(i.message).replace(/\n/g, `\n${p}`); })
     : winston.format.printf((i) => `[${timestamp()}] [${process.pid}] [${i.level.toUpperCase()}] ${String(i.message)}`);
   const w = winston.createLogger({
     levels: LEVELS,

@@ -11,6 +11,7 @@ import { WORKER_EXIT, type WorkerMessage, type WorkerSettings } from '../ipc.js'
 import { createLogger, type Logger } from '../logging/logger.js';
 import type { Pidfile } from '../pidfile.js';
 import type { ListenerSet } from '../sockets/listener-set.js';
+import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { VERSION } from '../version.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -21,6 +22,8 @@ const TICK_MS = 200;
 const KILL_AFTER_ABORT_MS = 1000;
 const MAX_BOOT_FAILURES = 5;
 const QUICK_STOP_MS = 2000;
+/** A worker whose last heartbeat is older than this does not count as answering (watchdog). */
+const UNRESPONSIVE_MS = 2000;
 
 export interface ArbiterOptions {
   readonly argv: readonly string[];
@@ -58,6 +61,9 @@ export class Arbiter {
   private nextSpawnAt = 0;
   private readonly queue: Sig[] = [];
   private tick: NodeJS.Timeout | undefined;
+  private readonly status: ServiceStatus;
+  /** Requests served by workers that have exited. */
+  private pastRequests = 0;
   private finish!: (code: number) => void;
   private readonly done = new Promise<number>((resolve) => { this.finish = resolve; });
   /** What hooks receive as `server`: the same shape in the master and in workers. */
@@ -69,6 +75,7 @@ export class Arbiter {
     this.listeners = opts.listeners;
     this.pidfile = opts.pidfile;
     this.target = opts.settings.workers;
+    this.status = new ServiceStatus(opts.log, () => this.snapshot());
     const self = this;
     this.server = {
       pid: process.pid,
@@ -86,6 +93,7 @@ export class Arbiter {
     this.log.info(`Starting tsgunicorn ${VERSION} (node ${process.version})`);
     this.log.info(`Listening at: ${this.listeners.describe()} (${process.pid})`);
     this.log.info(`Using ${this.target} worker(s)`);
+    this.status.start();
     this.tick = setInterval(() => this.loop(), TICK_MS);
     this.loop();
     return this.done;
@@ -93,6 +101,23 @@ export class Arbiter {
 
   private async hook(name: Parameters<typeof runHook>[1], ...args: unknown[]): Promise<void> {
     await runHook(this.settings, name, this.log, ...args);
+  }
+
+  private snapshot(): MasterSnapshot {
+    const now = Date.now();
+    let requests = this.pastRequests;
+    let answering = false;
+    for (const w of this.workers.values()) {
+      requests += w.requests;
+      if (now - w.lastBeat < UNRESPONSIVE_MS) answering = true;
+    }
+    return {
+      phase: this.phase,
+      ready: this.current().filter((w) => w.state === 'ready').length,
+      target: this.target,
+      requests,
+      healthy: answering || this.target === 0 || this.workers.size === 0,
+    };
   }
 
   private enqueue(sig: Sig): void {
@@ -209,6 +234,7 @@ export class Arbiter {
         if (this.phase === 'booting' && this.current().filter((x) => x.state === 'ready').length >= this.target) {
           this.phase = 'running';
           this.log.info(`Ready: ${this.target} worker(s) serving on ${m.addresses.join(', ')}`);
+          this.status.ready();
           void this.hook('when_ready', this.server);
         }
         this.manageWorkers();
@@ -224,6 +250,7 @@ export class Arbiter {
 
   private onWorkerExit(w: WorkerProcess, code: number | null, signal: NodeJS.Signals | null): void {
     this.workers.delete(w.pid);
+    this.pastRequests += w.requests;
     void this.hook('child_exit', this.server, { pid: w.pid, age: w.age });
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (this.phase === 'stopping') {
@@ -270,6 +297,10 @@ export class Arbiter {
     for (const w of this.workers.values()) {
       if (w.abortedAt > 0) {
         if (now - w.abortedAt >= KILL_AFTER_ABORT_MS) w.signal('SIGKILL');
+      } else if (w.state === 'booting' && now - w.spawnedAt > timeoutMs) {
+        this.log.critical(`Worker ${w.pid} did not boot within timeout (${this.settings.timeout} s)`);
+        w.abortedAt = now;
+        w.signal('SIGKILL');
       } else if (now - w.lastBeat > timeoutMs) {
         this.log.critical(`WORKER TIMEOUT (pid:${w.pid})`);
         w.abortedAt = now;
@@ -292,6 +323,7 @@ export class Arbiter {
       return;
     }
     this.log.info('Handling signal: hup');
+    this.status.reloading();
     let next: Settings;
     try {
       next = (await loadSettings(this.opts.argv)).settings;
@@ -299,6 +331,7 @@ export class Arbiter {
     } catch (err) {
       if (!(err instanceof TsgunicornError)) throw err;
       this.log.error(`Reload failed, keeping the running configuration: ${err.message}`);
+      this.status.reloadFailed(err.message);
       return;
     }
     if (next.bind.join(' ') !== this.settings.bind.join(' ') || next.reuse_port !== this.settings.reuse_port) {
@@ -316,6 +349,7 @@ export class Arbiter {
   private finishReload(): void {
     this.reload = null;
     this.log.info(`Reloaded: ${this.target} new worker(s) serving`);
+    this.status.reloaded();
   }
 
   private abortReload(why: string): void {
@@ -327,6 +361,7 @@ export class Arbiter {
     this.log = createLogger({ errorlog: this.settings.errorlog, loglevel: this.settings.loglevel });
     this.target = this.settings.workers;
     this.log.error(`Reload failed (${why}); the previous workers keep serving`);
+    this.status.reloadFailed(why);
   }
 
   // ---- stopping ------------------------------------------------------------------------------
@@ -349,6 +384,7 @@ export class Arbiter {
     }
     this.phase = 'stopping';
     clearInterval(this.tick);
+    this.status.stopping();
     this.log.info(graceful ? 'Handling signal: term (graceful stop)' : 'Quick stop');
     for (const w of this.workers.values()) {
       if (graceful) w.drain();
@@ -361,6 +397,7 @@ export class Arbiter {
     this.pidfile?.unlink();
     await this.hook('on_exit', this.server);
     this.log.info('Shutting down: Master');
+    this.status.stop();
     this.finish(code);
   }
 

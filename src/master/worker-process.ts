@@ -16,7 +16,8 @@ export class WorkerProcess {
   state: WorkerState = 'booting';
   /** Marked for replacement (max_requests, memory): drained once a replacement is ready. */
   retiring = false;
-  lastBeat = Date.now();
+  readonly spawnedAt = Date.now();
+  lastBeat = this.spawnedAt;
   requests = 0;
   /** When SIGABRT was sent for a missed heartbeat. */
   abortedAt = 0;

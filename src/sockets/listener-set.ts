@@ -65,7 +65,7 @@ export class ListenerSet {
 
   /** What a person reads: each address once. */
   describe(): string {
-    return [...this.shared.map((l) => l.name), ...(this.slots.get(0) ?? []).map((l) => `${l.text} (reuse-port)`)].join(', ');
+    return [...this.shared.map((l) => (l.name === l.text ? l.text : `${l.name} (${l.text})`)), ...(this.slots.get(0) ?? []).map((l) => `${l.text} (reuse-port)`)].join(', ');
   }
 
   close(): void {

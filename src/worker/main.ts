@@ -10,6 +10,7 @@ import { WORKER_ENV, WORKER_EXIT, type WorkerInit, type WorkerMessage } from '..
 import { compileAccessFormat, type AccessEntry } from '../logging/access-log.js';
 import { Destination } from '../logging/destination.js';
 import { createLogger, type Logger } from '../logging/logger.js';
+import type { Drain } from './drain.js';
 import { createServers } from './http-server.js';
 import { dropPrivileges } from './privileges.js';
 
@@ -52,34 +53,21 @@ async function main(log: Logger): Promise<void> {
     }
   }, beat);
 
-  const hooks = await workerHooks();
+  // Stop requests and the master's death are handled from the start: a worker the master no
+  // longer knows must never go on to serve.
+  let hooks: Partial<Hooks> = {};
+  let drain: Drain | null = null;
+  let access: ReturnType<typeof accessWriter> = null;
   const self = { pid: process.pid, age: init!.age, ppid: process.ppid, log, settings: s };
   const server = { pid: process.ppid, settings: s, log, workers: s.workers };
-  await runHook(hooks, 'post_fork', log, server, self);
-
-  dropPrivileges(s);
-  const app = await loadApp(parseAppSpec(s.app ?? ''), process.cwd());
-  const access = accessWriter(s.accesslog, s.access_log_format);
-  const maxRequests = s.max_requests > 0 ? s.max_requests + Math.floor(Math.random() * (s.max_requests_jitter + 1)) : 0;
-  const { servers, drain } = createServers(init!.fds.length, {
-    settings: s,
-    app: app.listener,
-    log,
-    access: access?.write ?? null,
-    onRequest: (n) => {
-      requests = n;
-      if (n === maxRequests) send({ t: 'recycle', reason: `served ${n} requests (max_requests)` });
-    },
-  });
-
   let stopping = false;
   const stop = async (graceful: boolean): Promise<void> => {
     if (stopping && graceful) return;
     stopping = true;
-    if (graceful) {
+    if (graceful && drain) {
       const how = await drain.start(s.graceful_timeout * 1000);
       if (how === 'timeout') log.warning(`Worker ${process.pid}: graceful_timeout reached with connections open`);
-    } else {
+    } else if (!graceful) {
       await runHook(hooks, 'worker_int', log, self);
     }
     await runHook(hooks, 'worker_exit', log, server, self);
@@ -94,7 +82,28 @@ async function main(log: Logger): Promise<void> {
     log.warning(`Worker ${process.pid}: master went away, stopping`);
     void stop(true);
   });
+
+  hooks = await workerHooks();
   if (hooks.worker_abort) process.on('SIGABRT', () => void runHook(hooks, 'worker_abort', log, self).then(() => process.exit(1)));
+  await runHook(hooks, 'post_fork', log, server, self);
+
+  dropPrivileges(s);
+  const app = await loadApp(parseAppSpec(s.app ?? ''), process.cwd());
+  access = accessWriter(s.accesslog, s.access_log_format);
+  const maxRequests = s.max_requests > 0 ? s.max_requests + Math.floor(Math.random() * (s.max_requests_jitter + 1)) : 0;
+  const served = createServers(init!.fds.length, {
+    settings: s,
+    app: app.listener,
+    log,
+    access: access?.write ?? null,
+    onRequest: (n) => {
+      requests = n;
+      if (n === maxRequests) send({ t: 'recycle', reason: `served ${n} requests (max_requests)` });
+    },
+  });
+  const { servers } = served;
+  if (stopping || !process.connected) return stop(true);
+  drain = served.drain;
 
   for (const srv of servers) if (app.onServer) await app.onServer(srv);
   await Promise.all(servers.map((srv, i) => new Promise<void>((done, fail) => {

@@ -77,20 +77,30 @@ export function cmdline(pid: number): string {
   }
 }
 
+export interface DaemonOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  /** A command that execs tsgunicorn (e.g. systemd-socket-activate -l PORT). */
+  readonly prefix?: readonly string[];
+  /** Standard error to this descriptor instead of a pipe the helper reads. */
+  readonly stderrFd?: number;
+}
+
 export class Daemon {
   readonly proc: ChildProcess;
   output = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitCode: number | null | undefined = undefined;
 
-  constructor(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.proc = spawn(process.execPath, [BIN, ...args], {
+  constructor(args: readonly string[], opts: DaemonOptions = {}) {
+    const command = [...(opts.prefix ?? []), process.execPath, BIN, ...args];
+    this.proc = spawn(command[0]!, command.slice(1), {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', opts.stderrFd ?? 'pipe'],
     });
     this.proc.stdout!.on('data', (d: Buffer) => { this.output += d.toString(); });
-    this.proc.stderr!.on('data', (d: Buffer) => { this.output += d.toString(); });
+    this.proc.stderr?.on('data', (d: Buffer) => { this.output += d.toString(); });
     this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => { this.exitCode = code; resolve({ code, signal }); }));
   }
 
@@ -136,7 +146,7 @@ export class Daemon {
 }
 
 /** Starts a daemon and registers its cleanup with the test. */
-export function start(t: ExecutionContext, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Daemon {
+export function start(t: ExecutionContext, args: readonly string[], opts: DaemonOptions = {}): Daemon {
   const d = new Daemon(args, opts);
   t.teardown(() => {
     d.kill();

@@ -1,0 +1,41 @@
+// Inherited listening sockets: systemd socket activation (sd_listen_fds(3): LISTEN_PID, LISTEN_FDS,
+// LISTEN_FDNAMES, descriptors from 3) and an upgrading master's handoff (TSGUNICORN_FDS, a list of
+// `FD:NAME` pairs, so names survive whatever numbers the descriptors land on).
+
+export const LISTEN_FDS_START = 3;
+export const UPGRADE_FDS_ENV = 'TSGUNICORN_FDS';
+
+export interface InheritedFd {
+  readonly fd: number;
+  readonly name: string;
+}
+
+/** Sockets systemd passed to this process; the variables are removed so children never see them. */
+export function systemdListenFds(pid: number, env: NodeJS.ProcessEnv = process.env): InheritedFd[] {
+  const count = Number(env['LISTEN_FDS']);
+  const forUs = Number(env['LISTEN_PID']) === pid;
+  const names = (env['LISTEN_FDNAMES'] ?? '').split(':');
+  delete env['LISTEN_PID'];
+  delete env['LISTEN_FDS'];
+  delete env['LISTEN_FDNAMES'];
+  if (!forUs || !Number.isSafeInteger(count) || count <= 0) return [];
+  return Array.from({ length: count }, (_, i) => ({
+    fd: LISTEN_FDS_START + i,
+    name: names[i] || `fd://${LISTEN_FDS_START + i}`,
+  }));
+}
+
+/** Sockets handed over by the master that started us on USR2. */
+export function upgradeFds(env: NodeJS.ProcessEnv = process.env): InheritedFd[] {
+  const text = env[UPGRADE_FDS_ENV];
+  delete env[UPGRADE_FDS_ENV];
+  if (!text) return [];
+  return text.split(',').map((pair) => {
+    const colon = pair.indexOf(':');
+    return { fd: Number(pair.slice(0, colon)), name: decodeURIComponent(pair.slice(colon + 1)) };
+  });
+}
+
+export function encodeUpgradeFds(fds: readonly InheritedFd[]): string {
+  return fds.map((f) => `${f.fd}:${encodeURIComponent(f.name)}`).join(',');
+}

@@ -1,0 +1,106 @@
+// What the master tells systemd, and when: READY=1 once every initial worker listens; a STATUS=
+// line a person reads in `systemctl status`; RELOADING=1 + MONOTONIC_USEC= on HUP, then READY=1;
+// STOPPING=1; WATCHDOG=1 every half WATCHDOG_USEC while the master is healthy; and
+// EXTEND_TIMEOUT_USEC= while a slow application is still booting.
+
+import type { Logger } from '../logging/logger.js';
+import { Notifier, monotonicUsec, watchdogFor, type Watchdog } from './notify.js';
+
+export interface MasterSnapshot {
+  readonly phase: 'booting' | 'running' | 'stopping';
+  readonly ready: number;
+  readonly target: number;
+  readonly requests: number;
+  /** The loop runs and the workers answer heartbeats. */
+  readonly healthy: boolean;
+}
+
+const STATUS_EVERY_MS = 2000;
+const EXTEND_AFTER_MS = 5000;
+const EXTEND_EVERY_MS = 5000;
+
+function clock(d: Date): string {
+  return d.toTimeString().slice(0, 8);
+}
+
+export class ServiceStatus {
+  private readonly notifier: Notifier;
+  private readonly watchdog: Watchdog | null;
+  private watchdogTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private lastStatus = '';
+  private note = '';
+  private readonly bootStarted = Date.now();
+  private lastExtend = 0;
+
+  constructor(log: Logger, private readonly snapshot: () => MasterSnapshot) {
+    this.notifier = new Notifier(log);
+    this.watchdog = this.notifier.enabled ? watchdogFor(process.pid) : null;
+    if (this.watchdog) log.info(`systemd watchdog: pinging every ${this.watchdog.intervalMs} ms while healthy`);
+  }
+
+  start(): void {
+    if (!this.notifier.enabled) return;
+    if (this.watchdog) this.watchdogTimer = setInterval(() => this.pingWatchdog(), this.watchdog.intervalMs);
+    this.statusTimer = setInterval(() => this.refresh(), STATUS_EVERY_MS);
+  }
+
+  private pingWatchdog(): void {
+    if (this.snapshot().healthy) this.notifier.notify('WATCHDOG=1');
+  }
+
+  statusLine(): string {
+    const s = this.snapshot();
+    const head = s.phase === 'booting' ? `Booting ${s.ready}/${s.target} workers` : s.phase === 'stopping' ? 'Stopping' : `Serving: ${s.ready}/${s.target} workers, ${s.requests} requests served`;
+    return this.note ? `${head}; ${this.note}` : head;
+  }
+
+  /** Updates STATUS= when it changed, and extends the start timeout while booting. */
+  refresh(): void {
+    if (!this.notifier.enabled) return;
+    const line = this.statusLine();
+    if (line !== this.lastStatus) {
+      this.lastStatus = line;
+      this.notifier.notify(`STATUS=${line}`);
+    }
+    const now = Date.now();
+    if (this.snapshot().phase === 'booting' && now - this.bootStarted > EXTEND_AFTER_MS && now - this.lastExtend >= EXTEND_EVERY_MS) {
+      this.lastExtend = now;
+      this.notifier.notify(`EXTEND_TIMEOUT_USEC=${EXTEND_EVERY_MS * 2 * 1000}`);
+    }
+  }
+
+  private send(...assignments: string[]): void {
+    this.lastStatus = this.statusLine();
+    this.notifier.notify(...assignments, `STATUS=${this.lastStatus}`);
+  }
+
+  ready(): void {
+    this.send('READY=1');
+  }
+
+  reloading(): void {
+    this.note = '';
+    this.send('RELOADING=1', `MONOTONIC_USEC=${monotonicUsec()}`);
+  }
+
+  reloaded(): void {
+    this.note = `last reload ${clock(new Date())}`;
+    this.send('READY=1');
+  }
+
+  reloadFailed(why: string): void {
+    this.note = `reload failed at ${clock(new Date())}: ${why}`;
+    this.send('READY=1');
+  }
+
+  stopping(): void {
+    clearInterval(this.statusTimer);
+    this.send('STOPPING=1');
+  }
+
+  stop(): void {
+    clearInterval(this.watchdogTimer);
+    clearInterval(this.statusTimer);
+  }
+}
