@@ -73,7 +73,7 @@ test('a SIGKILLed worker is replaced', async (t) => {
   process.kill(victim!, 'SIGKILL');
   await waitUntil('replacement', () => { const w = d.workers(); return w.length === 2 && !w.includes(victim!); });
   t.true(d.workers().includes(other!));
-  t.regex(d.output, new RegExp(`Worker ${victim} exited unexpectedly \\(signal SIGKILL\\)`));
+  await d.waitForLog(new RegExp(`Worker ${victim} exited unexpectedly \\(signal SIGKILL\\)`));
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 

@@ -58,7 +58,7 @@ test('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING/READY 
   t.true(BigInt(reloading.fields['MONOTONIC_USEC']!) <= monotonicNow, 'MONOTONIC_USEC is CLOCK_MONOTONIC');
   const reReady = await ns.waitFor('READY', '1', reloading.at);
   t.regex(reReady.fields['STATUS'] ?? '', /last reload/);
-  t.regex(d.output, /Reloaded: 2 new worker/);
+  await d.waitForLog(/Reloaded: 2 new worker/);
 
   const workers = d.workers();
   for (const w of workers) t.notRegex(readFileSync(`/proc/${w}/environ`, 'utf8'), /(^|\0)(NOTIFY_SOCKET|WATCHDOG_USEC)=/);

@@ -101,7 +101,8 @@ export class Daemon {
     });
     this.proc.stdout!.on('data', (d: Buffer) => { this.output += d.toString(); });
     this.proc.stderr?.on('data', (d: Buffer) => { this.output += d.toString(); });
-    this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => { this.exitCode = code; resolve({ code, signal }); }));
+    // 'close' comes after the output pipes are drained, so `output` is complete by then.
+    this.exited = new Promise((resolve) => this.proc.once('close', (code, signal) => { this.exitCode = code; resolve({ code, signal }); }));
   }
 
   get pid(): number {
