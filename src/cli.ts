@@ -10,6 +10,7 @@ import type { Settings } from './config/settings.js';
 import { AppLoadError, ConfigError, EXIT, TsgunicornError } from './errors.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { Arbiter } from './master/arbiter.js';
+import { OldMaster } from './master/upgrade.js';
 import { Pidfile } from './pidfile.js';
 import { parseBind, type BindAddress } from './sockets/address.js';
 import { adoptFd } from './sockets/listeners.js';
@@ -57,7 +58,9 @@ async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boole
   const inherited = upgrade.length > 0 ? upgrade : systemdListenFds(process.pid);
   if (inherited.length === 0) return ListenerSet.open(binds, s.reuse_port, s.umask);
   const from = upgrade.length > 0 ? 'the previous master' : 'systemd';
-  if (bindGiven) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from}`);
+  // After USR2 the sockets are the ones the bind setting made, unless the config changed since.
+  const changed = upgrade.length > 0 ? binds.map((b) => b.text).sort().join(' ') !== upgrade.map((f) => f.name).sort().join(' ') : bindGiven;
+  if (changed) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from} (${inherited.map((f) => f.name).join(', ')})`);
   if (s.reuse_port) log.warning(`reuse_port ignored: serving on the sockets passed by ${from}`);
   return ListenerSet.adopt(inherited.map((f) => adoptFd(f.fd, f.name)));
 }
@@ -96,7 +99,7 @@ async function run(argv: readonly string[]): Promise<number> {
     pidfile?.unlink();
     throw err;
   }
-  const code = await new Arbiter({ argv, settings: s, log, listeners, pidfile }).run();
+  const code = await new Arbiter({ argv, settings: s, log, listeners, pidfile, oldMaster: OldMaster.fromEnv() }).run();
   await log.flush();
   return code;
 }

@@ -13,6 +13,7 @@ import type { Pidfile } from '../pidfile.js';
 import type { ListenerSet } from '../sockets/listener-set.js';
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { VERSION } from '../version.js';
+import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 
 const SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
@@ -31,6 +32,8 @@ export interface ArbiterOptions {
   readonly log: Logger;
   readonly listeners: ListenerSet;
   readonly pidfile: Pidfile | null;
+  /** Set when this master was started by another one's USR2. */
+  readonly oldMaster: OldMaster | null;
 }
 
 interface Reload {
@@ -64,6 +67,11 @@ export class Arbiter {
   private readonly status: ServiceStatus;
   /** Requests served by workers that have exited. */
   private pastRequests = 0;
+  /** The new master started by USR2, while it runs. */
+  private upgrade: NewMaster | null = null;
+  /** A new master has become the unit's main process; this one is on its way out. */
+  private handedOff = false;
+  private readonly pidfilePath: string | null;
   private finish!: (code: number) => void;
   private readonly done = new Promise<number>((resolve) => { this.finish = resolve; });
   /** What hooks receive as `server`: the same shape in the master and in workers. */
@@ -75,7 +83,8 @@ export class Arbiter {
     this.listeners = opts.listeners;
     this.pidfile = opts.pidfile;
     this.target = opts.settings.workers;
-    this.status = new ServiceStatus(opts.log, () => this.snapshot());
+    this.pidfilePath = opts.pidfile?.file ?? null;
+    this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
     const self = this;
     this.server = {
       pid: process.pid,
@@ -141,7 +150,7 @@ export class Arbiter {
       case 'SIGTTIN': this.setTarget(this.target + 1); break;
       case 'SIGTTOU': this.setTarget(Math.max(1, this.target - 1)); break;
       case 'SIGUSR1': this.handleUsr1(); break;
-      case 'SIGUSR2': this.log.warning('USR2: upgrading on the fly is not available in this version'); break;
+      case 'SIGUSR2': void this.startUpgrade(); break;
       case 'SIGWINCH':
         this.log.info('WINCH: stopping all workers gracefully; the master stays (TTIN or HUP starts workers again)');
         this.setTarget(0);
@@ -234,7 +243,8 @@ export class Arbiter {
         if (this.phase === 'booting' && this.current().filter((x) => x.state === 'ready').length >= this.target) {
           this.phase = 'running';
           this.log.info(`Ready: ${this.target} worker(s) serving on ${m.addresses.join(', ')}`);
-          this.status.ready();
+          if (this.opts.oldMaster) void this.takeOverFrom(this.opts.oldMaster);
+          else this.status.ready();
           void this.hook('when_ready', this.server);
         }
         this.manageWorkers();
@@ -314,6 +324,11 @@ export class Arbiter {
   // ---- reload (HUP) --------------------------------------------------------------------------
 
   private async handleHup(): Promise<void> {
+    if (this.handedOff) {
+      this.log.info(`HUP: rolling back: starting workers again; stop the new master (pid ${this.upgrade?.pid}) with QUIT or TERM`);
+      this.setTarget(this.settings.workers);
+      return;
+    }
     if (this.phase !== 'running') {
       this.log.warning(`HUP ignored: the master is ${this.phase}`);
       return;
@@ -364,6 +379,74 @@ export class Arbiter {
     this.status.reloadFailed(why);
   }
 
+  // ---- upgrade on the fly (USR2) --------------------------------------------------------------
+
+  private async startUpgrade(): Promise<void> {
+    if (this.phase !== 'running' || this.upgrade || this.handedOff) {
+      this.log.warning(`USR2 ignored: ${this.upgrade || this.handedOff ? 'an upgrade is in progress' : `the master is ${this.phase}`}`);
+      return;
+    }
+    this.log.info('Handling signal: usr2: starting a new master from the program on disk');
+    if (this.pidfile && this.pidfilePath) {
+      try { this.pidfile.rename(`${this.pidfilePath}.oldbin`); } catch (err) { this.log.warning(`pidfile: ${(err as Error).message}`); }
+    }
+    await this.hook('pre_exec', this.server);
+    try {
+      this.upgrade = NewMaster.start(this.opts.argv, this.listeners.all, this.settings.upgrade_timeout * 1000, {
+        onTakeover: () => this.handOff(),
+        onFailure: (why) => this.upgradeFailed(why),
+        onExit: () => this.newMasterExited(),
+      });
+    } catch (err) {
+      this.upgradeFailed((err as Error).message);
+      return;
+    }
+    this.log.info(`Started new master (pid ${this.upgrade.pid})`);
+  }
+
+  private handOff(): void {
+    const next = this.upgrade!;
+    this.status.handOff();
+    this.handedOff = true;
+    next.handOff();
+    if (this.settings.upgrade_handoff === 'auto') {
+      this.log.info(`New master (pid ${next.pid}) is serving: stopping this old master`);
+      void this.stop(true);
+    } else {
+      this.log.info(`New master (pid ${next.pid}) is serving; upgrade_handoff = manual: this master stays until WINCH (stop its workers), QUIT/TERM (exit) or HUP (roll back)`);
+    }
+  }
+
+  private restorePidfile(): void {
+    if (!this.pidfile || !this.pidfilePath || this.pidfile.file === this.pidfilePath) return;
+    try { this.pidfile.rename(this.pidfilePath); } catch (err) { this.log.warning(`pidfile: ${(err as Error).message}`); }
+  }
+
+  private upgradeFailed(why: string): void {
+    this.restorePidfile();
+    this.log.error(`Upgrade failed: ${why}; this master keeps serving`);
+    this.status.upgradeFailed(why);
+  }
+
+  private newMasterExited(): void {
+    const pid = this.upgrade?.pid;
+    this.upgrade = null;
+    if (!this.handedOff || this.phase === 'stopping') return;
+    // Manual handoff, and the new master is gone: this master is the main process again.
+    this.handedOff = false;
+    this.restorePidfile();
+    this.status.takeOver();
+    if (this.target === 0) this.setTarget(this.settings.workers);
+    this.log.warning(`New master (pid ${pid}) exited: this master is the main process again`);
+  }
+
+  /** A new master started by USR2: ask the old one to step back, then speak for the unit. */
+  private async takeOverFrom(old: OldMaster): Promise<void> {
+    await old.takeOver();
+    this.status.takeOver();
+    this.log.info(`Upgrade complete: this master (pid ${process.pid}) took over from pid ${old.pid}`);
+  }
+
   // ---- stopping ------------------------------------------------------------------------------
 
   private waitForWorkers(ms: number): Promise<void> {
@@ -382,10 +465,15 @@ export class Arbiter {
       if (!graceful) for (const w of this.workers.values()) w.signal('SIGQUIT');
       return;
     }
+    if (this.upgrade && !this.handedOff) {
+      this.log.info(`Stopping the new master (pid ${this.upgrade.pid}) of the unfinished upgrade`);
+      this.upgrade.stop();
+      this.restorePidfile();
+    }
     this.phase = 'stopping';
     clearInterval(this.tick);
     this.status.stopping();
-    this.log.info(graceful ? 'Handling signal: term (graceful stop)' : 'Quick stop');
+    this.log.info(this.handedOff ? 'Handing over: stopping this master\'s workers gracefully' : graceful ? 'Graceful stop' : 'Quick stop');
     for (const w of this.workers.values()) {
       if (graceful) w.drain();
       else w.signal('SIGQUIT');
@@ -393,7 +481,8 @@ export class Arbiter {
     await this.waitForWorkers(graceful ? this.settings.graceful_timeout * 1000 + KILL_AFTER_ABORT_MS : QUICK_STOP_MS);
     for (const w of this.workers.values()) w.signal('SIGKILL');
     await this.waitForWorkers(QUICK_STOP_MS);
-    this.listeners.close();
+    // After a handoff the new master serves on the same unix sockets: leave their paths.
+    this.listeners.close(!this.handedOff);
     this.pidfile?.unlink();
     await this.hook('on_exit', this.server);
     this.log.info('Shutting down: Master');

@@ -7,7 +7,7 @@ import { WORKER_ENV, type WorkerInit, type WorkerMessage, type WorkerSettings } 
 const WORKER_MAIN = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
 /** Variables that belong to the master alone (systemd talks to the master only). */
-const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_CMD_ARGS'];
+const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_UPGRADE', 'TSGUNICORN_CMD_ARGS'];
 
 export type WorkerState = 'booting' | 'ready' | 'draining';
 

@@ -68,7 +68,8 @@ export class ListenerSet {
     return [...this.shared.map((l) => (l.name === l.text ? l.text : `${l.name} (${l.text})`)), ...(this.slots.get(0) ?? []).map((l) => `${l.text} (reuse-port)`)].join(', ');
   }
 
-  close(): void {
-    for (const l of this.all) l.close();
+  /** `removePaths: false` when handing the sockets to a new master. */
+  close(removePaths = true): void {
+    for (const l of this.all) l.close(removePaths);
   }
 }

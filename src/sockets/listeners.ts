@@ -21,17 +21,19 @@ export class Listener {
     readonly text: string,
     readonly fd: number,
     readonly kind: 'tcp' | 'unix' | 'fd',
-    private readonly release: () => void,
+    /** Closes the descriptor; `removePath`: also unlink a unix socket we created. */
+    private readonly release: (removePath: boolean) => void,
     /** Name from LISTEN_FDNAMES / TSGUNICORN_FDS, or the bind text. */
     readonly name: string = text,
   ) {}
 
   private closed = false;
 
-  close(): void {
+  /** `removePath: false` when a new master goes on serving on the same unix socket. */
+  close(removePath = true): void {
     if (this.closed) return;
     this.closed = true;
-    this.release();
+    this.release(removePath);
   }
 }
 
@@ -77,8 +79,9 @@ async function bindUnix(addr: Extract<BindAddress, { kind: 'unix' }>, umask: num
   const handle = createServerHandle(addr.path, -1, -1);
   process.umask(old);
   if (typeof handle === 'number') throw new ListenError(`cannot listen on ${addr.text}: bind failed (errno ${-handle})`);
-  return new Listener(addr.text, handle.fd, 'unix', () => {
+  return new Listener(addr.text, handle.fd, 'unix', (removePath) => {
     handle.close();
+    if (!removePath) return;
     try { unlinkSync(addr.path); } catch { /* already gone */ }
   });
 }

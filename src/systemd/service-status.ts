@@ -1,7 +1,9 @@
 // What the master tells systemd, and when: READY=1 once every initial worker listens; a STATUS=
 // line a person reads in `systemctl status`; RELOADING=1 + MONOTONIC_USEC= on HUP, then READY=1;
 // STOPPING=1; WATCHDOG=1 every half WATCHDOG_USEC while the master is healthy; and
-// EXTEND_TIMEOUT_USEC= while a slow application is still booting.
+// EXTEND_TIMEOUT_USEC= while a slow application is still booting. During an upgrade only the master
+// that is the unit's main process speaks: the new one stays silent until it takes over with
+// MAINPID=, and the old one is silent from then on.
 
 import type { Logger } from '../logging/logger.js';
 import { Notifier, monotonicUsec, watchdogFor, type Watchdog } from './notify.js';
@@ -33,14 +35,18 @@ export class ServiceStatus {
   private readonly bootStarted = Date.now();
   private lastExtend = 0;
 
-  constructor(log: Logger, private readonly snapshot: () => MasterSnapshot) {
+  /** Whether this master speaks for the unit (false for a new master until it takes over). */
+  private active: boolean;
+
+  constructor(log: Logger, private readonly snapshot: () => MasterSnapshot, active = true) {
+    this.active = active;
     this.notifier = new Notifier(log);
     this.watchdog = this.notifier.enabled ? watchdogFor(process.pid) : null;
     if (this.watchdog) log.info(`systemd watchdog: pinging every ${this.watchdog.intervalMs} ms while healthy`);
   }
 
   start(): void {
-    if (!this.notifier.enabled) return;
+    if (!this.notifier.enabled || !this.active) return;
     if (this.watchdog) this.watchdogTimer = setInterval(() => this.pingWatchdog(), this.watchdog.intervalMs);
     this.statusTimer = setInterval(() => this.refresh(), STATUS_EVERY_MS);
   }
@@ -57,7 +63,7 @@ export class ServiceStatus {
 
   /** Updates STATUS= when it changed, and extends the start timeout while booting. */
   refresh(): void {
-    if (!this.notifier.enabled) return;
+    if (!this.notifier.enabled || !this.active) return;
     const line = this.statusLine();
     if (line !== this.lastStatus) {
       this.lastStatus = line;
@@ -71,6 +77,7 @@ export class ServiceStatus {
   }
 
   private send(...assignments: string[]): void {
+    if (!this.active) return;
     this.lastStatus = this.statusLine();
     this.notifier.notify(...assignments, `STATUS=${this.lastStatus}`);
   }
@@ -92,6 +99,25 @@ export class ServiceStatus {
   reloadFailed(why: string): void {
     this.note = `reload failed at ${clock(new Date())}: ${why}`;
     this.send('READY=1');
+  }
+
+  /** Becomes the unit's main process (a new master after USR2, or the old one after a rollback). */
+  takeOver(): void {
+    this.active = true;
+    this.send(`MAINPID=${process.pid}`, 'READY=1');
+    this.stop();
+    this.start();
+  }
+
+  /** Another master became the main process: say nothing more. */
+  handOff(): void {
+    this.stop();
+    this.active = false;
+  }
+
+  upgradeFailed(why: string): void {
+    this.note = `upgrade failed at ${clock(new Date())}: ${why}`;
+    this.send();
   }
 
   stopping(): void {
