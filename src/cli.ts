@@ -14,6 +14,7 @@ import { OldMaster } from './master/upgrade.js';
 import { Pidfile } from './pidfile.js';
 import { parseBind, type BindAddress } from './sockets/address.js';
 import { adoptFd } from './sockets/listeners.js';
+import { closeStrayCopies } from './sockets/stray-fds.js';
 import { systemdListenFds, upgradeFds } from './systemd/listen-fds.js';
 import { ListenerSet } from './sockets/listener-set.js';
 import { VERSION } from './version.js';
@@ -62,7 +63,9 @@ async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boole
   const changed = upgrade.length > 0 ? binds.map((b) => b.text).sort().join(' ') !== upgrade.map((f) => f.name).sort().join(' ') : bindGiven;
   if (changed) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from} (${inherited.map((f) => f.name).join(', ')})`);
   if (s.reuse_port) log.warning(`reuse_port ignored: serving on the sockets passed by ${from}`);
-  return ListenerSet.adopt(inherited.map((f) => adoptFd(f.fd, f.name)));
+  const adopted = ListenerSet.adopt(inherited.map((f) => adoptFd(f.fd, f.name)));
+  closeStrayCopies(inherited.map((f) => f.fd));
+  return adopted;
 }
 
 async function run(argv: readonly string[]): Promise<number> {

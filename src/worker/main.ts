@@ -11,6 +11,7 @@ import { compileAccessFormat, type AccessEntry } from '../logging/access-log.js'
 import { Destination } from '../logging/destination.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import type { Drain } from './drain.js';
+import { closeStrayCopies } from '../sockets/stray-fds.js';
 import { createServers } from './http-server.js';
 import { dropPrivileges } from './privileges.js';
 
@@ -20,6 +21,7 @@ if (!init || !process.send) {
   process.exit(2);
 }
 delete process.env[WORKER_ENV];
+closeStrayCopies(init.fds);
 const s = init.settings;
 process.title = `tsgunicorn: worker [${s.proc_name}]`;
 const log = createLogger({ errorlog: s.errorlog, loglevel: s.loglevel });

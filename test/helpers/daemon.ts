@@ -91,6 +91,9 @@ export class Daemon {
   output = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitCode: number | null | undefined = undefined;
+  /** Every descendant seen (workers, a new master after USR2 and its workers), to kill at the end. */
+  private readonly seen = new Set<number>();
+  private readonly sampler: NodeJS.Timeout;
 
   constructor(args: readonly string[], opts: DaemonOptions = {}) {
     const command = [...(opts.prefix ?? []), process.execPath, BIN, ...args];
@@ -101,16 +104,22 @@ export class Daemon {
     });
     this.proc.stdout!.on('data', (d: Buffer) => { this.output += d.toString(); });
     this.proc.stderr?.on('data', (d: Buffer) => { this.output += d.toString(); });
-    // 'close' comes after the output pipes are drained, so `output` is complete by then.
-    this.exited = new Promise((resolve) => this.proc.once('close', (code, signal) => { this.exitCode = code; resolve({ code, signal }); }));
+    // 'close' comes once the output pipes are drained, but processes that outlive this one (a new
+    // master after USR2) share them: wait for it only briefly after 'exit'.
+    const closed = new Promise<void>((resolve) => this.proc.once('close', () => resolve()));
+    this.sampler = setInterval(() => this.sample(), 50);
+    this.exited = new Promise((resolve) => this.proc.once('exit', (code, signal) => {
+      void Promise.race([closed, sleep(1000)]).then(() => { this.exitCode = code; resolve({ code, signal }); });
+    }));
   }
 
   get pid(): number {
     return this.proc.pid!;
   }
 
+  /** The master's worker processes (not a new master it started for an upgrade). */
   workers(): number[] {
-    return childrenOf(this.pid);
+    return childrenOf(this.pid).filter((pid) => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid)));
   }
 
   async waitForLog(re: RegExp, timeoutMs = 15000): Promise<RegExpMatchArray> {
@@ -137,10 +146,19 @@ export class Daemon {
     process.kill(this.pid, sig);
   }
 
-  /** Kills the master and every worker it had, by pid. */
+  private sample(): void {
+    const visit = (pid: number): void => {
+      for (const c of childrenOf(pid)) if (!this.seen.has(c)) { this.seen.add(c); visit(c); }
+    };
+    visit(this.pid);
+    for (const pid of [...this.seen]) if (alive(pid)) visit(pid);
+  }
+
+  /** Kills the master and every process it started (workers, new masters and theirs), by pid. */
   kill(): void {
-    const pids = [...this.workers(), this.pid];
-    for (const pid of pids) {
+    this.sample();
+    clearInterval(this.sampler);
+    for (const pid of [this.pid, ...this.seen]) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
   }

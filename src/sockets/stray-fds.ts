@@ -1,0 +1,32 @@
+// Closes extra copies of our listening sockets that a process inherited by accident. The sockets
+// node-unix-socket creates are not close-on-exec, so a child started with a listener at fd 3 also
+// gets the parent's copy under its old number. Like tableflip's Ready(), a process closes the
+// inherited descriptors nobody claimed, so nothing but the listeners and stdio crosses over.
+
+import { fstatSync, readdirSync } from 'node:fs';
+import { closeFd } from 'node-unix-socket';
+
+function inode(fd: number): bigint | null {
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return st.isSocket() ? st.ino : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Closes every descriptor that is the same socket as one of `keep` but not in `keep`. */
+export function closeStrayCopies(keep: readonly number[]): number {
+  const wanted = new Set(keep.map(inode).filter((i): i is bigint => i !== null));
+  let closed = 0;
+  for (const entry of readdirSync('/proc/self/fd')) {
+    const fd = Number(entry);
+    if (fd < 3 || keep.includes(fd)) continue;
+    const ino = inode(fd);
+    if (ino !== null && wanted.has(ino)) {
+      closeFd(fd);
+      closed++;
+    }
+  }
+  return closed;
+}

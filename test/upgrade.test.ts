@@ -1,0 +1,254 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { alive, childrenOf, fixture, freePort, get, runCli, sleep, start, tempDir, waitUntil, type Daemon } from './helpers/daemon.js';
+import { Load } from './helpers/load.js';
+import { NotifySocket } from './helpers/notify-socket.js';
+
+const pidIn = (file: string): number | null => {
+  try { return Number(readFileSync(file, 'utf8').trim()) || null; } catch { return null; }
+};
+
+/** Follows pidfile moves through upgrades; kills every master and worker it saw at teardown. */
+function trackAll(t: import('ava').ExecutionContext, pidfile: string): () => number[] {
+  const seen = new Set<number>();
+  const timer = setInterval(() => {
+    const p = pidIn(pidfile);
+    if (p) { seen.add(p); for (const c of childrenOf(p)) seen.add(c); }
+  }, 50);
+  t.teardown(() => {
+    clearInterval(timer);
+    for (const p of seen) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+  });
+  return () => [...seen];
+}
+
+async function upgraded(d: Daemon, pidfile: string, from: number): Promise<number> {
+  await waitUntil('new master in the pidfile and old master gone', () => {
+    const p = pidIn(pidfile);
+    return p !== null && p !== from && !alive(from) && !existsSync(`${pidfile}.oldbin`);
+  }, 30000);
+  void d;
+  return pidIn(pidfile)!;
+}
+
+test('USR2 under keep-alive load: pidfile moves, .oldbin while both run, old master exits, zero failures', async (t) => {
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
+  trackAll(t, pidfile);
+  await d.waitReady();
+  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  await waitUntil('load', () => load.served > 300);
+  d.signal('SIGUSR2');
+  let sawBoth = false;
+  await waitUntil('upgrade', () => {
+    const n = pidIn(pidfile);
+    if (n && n !== d.pid && alive(d.pid) && pidIn(`${pidfile}.oldbin`) === d.pid) sawBoth = true;
+    return n !== null && n !== d.pid && !alive(d.pid);
+  }, 30000);
+  const newPid = pidIn(pidfile)!;
+  t.true(sawBoth, 'P named the new master and P.oldbin the old one while both ran');
+  t.is((await d.exited).code, 0, 'the old master exited by itself, cleanly');
+  t.false(existsSync(`${pidfile}.oldbin`));
+  t.regex(readFileSync(`/proc/${newPid}/cmdline`, 'utf8'), /^tsgunicorn: master/);
+  const before = load.served;
+  await waitUntil('served by the new master', () => load.served > before + 300);
+  const r = await load.stop();
+  t.log(`served ${r.ok}, failed ${r.failed}`, r.errors);
+  t.is(r.failed, 0, JSON.stringify(r.errors));
+  t.is(childrenOf(newPid).length, 2);
+});
+
+test('MAINPID names the new master, then watchdog pings come from it only', async (t) => {
+  const ns = new NotifySocket();
+  t.teardown(() => ns.close());
+  await ns.ready();
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')], {
+    env: { NOTIFY_SOCKET: ns.path, WATCHDOG_USEC: '1000000' },
+  });
+  trackAll(t, pidfile);
+  await ns.waitFor('READY', '1');
+  d.signal('SIGUSR2');
+  const mainpid = await ns.waitFor('MAINPID', undefined, 0, 30000);
+  const newPid = Number(mainpid.fields['MAINPID']);
+  t.not(newPid, d.pid);
+  t.is(mainpid.pid, newPid, 'the new master sent MAINPID itself');
+  t.is(mainpid.fields['READY'], '1');
+  await upgraded(d, pidfile, d.pid);
+  await sleep(1500);
+  const after = ns.with('WATCHDOG', '1').filter((m) => m.at > mainpid.at);
+  t.true(after.length >= 2, `${after.length} pings after the handoff`);
+  t.deepEqual([...new Set(after.map((m) => m.pid))], [newPid]);
+  t.deepEqual([...new Set(ns.messages.filter((m) => m.at > mainpid.at).map((m) => m.pid))], [newPid], 'the old master said nothing after the handoff');
+  t.false(ns.messages.some((m) => m.pid === d.pid && 'STOPPING' in m.fields), 'the old master never sent STOPPING=1');
+});
+
+test('rollback: a broken app on disk makes USR2 fail, the running master keeps serving, zero failures', async (t) => {
+  const dir = tempDir();
+  const app = join(dir, 'app.mjs');
+  copyFileSync(fixture('app.mjs'), app);
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pidfile, app]);
+  trackAll(t, pidfile);
+  await d.waitReady();
+  const workers = d.workers();
+  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  await waitUntil('load', () => load.served > 300);
+  writeFileSync(app, readFileSync(fixture('syntax-error.mjs')));
+  d.signal('SIGUSR2');
+  await d.waitForLog(/Upgrade failed: the new master exited \(code 4\) before it was ready; this master keeps serving/, 30000);
+  t.is(pidIn(pidfile), d.pid, 'pidfile restored');
+  t.false(existsSync(`${pidfile}.oldbin`));
+  const before = load.served;
+  await waitUntil('still serving', () => load.served > before + 300);
+  const r = await load.stop();
+  t.is(r.failed, 0, JSON.stringify(r.errors));
+  t.deepEqual(d.workers(), workers, 'the same workers serve');
+  t.true(alive(d.pid));
+  t.regex(d.output, /SyntaxError/);
+});
+
+test('a new master that is not ready within upgrade_timeout is stopped and the old one keeps serving', async (t) => {
+  const dir = tempDir();
+  const app = join(dir, 'app.mjs');
+  copyFileSync(fixture('app.mjs'), app);
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '-p', pidfile, '--upgrade-timeout', '2', app]);
+  const all = trackAll(t, pidfile);
+  await d.waitReady();
+  writeFileSync(app, "await new Promise((r) => setTimeout(r, 60000));\nexport default (req, res) => res.end('late');\n");
+  d.signal('SIGUSR2');
+  await d.waitForLog(/Upgrade failed: the new master was not ready within upgrade_timeout \(2 s\)/, 15000);
+  const started = Number(/Started new master \(pid (\d+)\)/.exec(d.output)![1]);
+  await waitUntil('new master stopped', () => !alive(started), 10000);
+  t.is(pidIn(pidfile), d.pid);
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+  t.true(all().includes(d.pid));
+});
+
+test('ten upgrades in a row under load: zero failures, no leaked processes or descriptors', async (t) => {
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
+  const seen = trackAll(t, pidfile);
+  await d.waitReady();
+  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  let master = d.pid;
+  for (let i = 0; i < 10; i++) {
+    process.kill(master, 'SIGUSR2');
+    master = await upgraded(d, pidfile, master);
+    await waitUntil('workers of the new master', () => childrenOf(master).length === 2);
+  }
+  const before = load.served;
+  await waitUntil('serving', () => load.served > before + 200);
+  const r = await load.stop();
+  t.log(`served ${r.ok}, failed ${r.failed}`);
+  t.is(r.failed, 0, JSON.stringify(r.errors));
+  const living = seen().filter(alive);
+  t.deepEqual(living.sort(), [master, ...childrenOf(master)].sort(), 'only the last master and its workers are alive');
+  // A fresh master with the same settings has as many descriptors as the tenth one.
+  const port2 = await freePort();
+  const fresh = start(t, ['-w', '2', '-b', `127.0.0.1:${port2}`, fixture('app.mjs')]);
+  await fresh.waitReady();
+  const fds = (pid: number): string[] => readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8') && fd; } catch { return fd; } });
+  t.is(fds(master).length, fds(fresh.pid).length, 'descriptor count of the final master equals a fresh one\'s');
+});
+
+test('a stale pidfile is replaced, also when its pid is now an unrelated live process; a live master blocks a second start', async (t) => {
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const stranger = spawn('sleep', ['30']);
+  t.teardown(() => stranger.kill('SIGKILL'));
+  writeFileSync(pidfile, `${stranger.pid}\n`);
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
+  await d.waitReady();
+  t.is(pidIn(pidfile), d.pid);
+  const second = await runCli(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '-p', pidfile, fixture('app.mjs')]);
+  t.is(second.code, 1);
+  t.regex(second.stderr, new RegExp(`pidfile .* names a running tsgunicorn master \\(pid ${d.pid}\\)`));
+  t.is(pidIn(pidfile), d.pid, 'the running master keeps its pidfile');
+  writeFileSync(pidfile, '999999\n');
+  d.kill();
+  await d.exited;
+  const third = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
+  await third.waitReady();
+  t.is(pidIn(pidfile), third.pid, 'a pidfile naming a dead pid is replaced');
+});
+
+test('under systemd-socket-activate with two named sockets, two USR2s keep both ports serving with the same names', async (t) => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const d = start(t, ['-w', '1', '-p', pidfile, fixture('app.mjs')], {
+    prefix: ['systemd-socket-activate', '-l', `127.0.0.1:${p1}`, '-l', `127.0.0.1:${p2}`, '--fdname=web:admin'],
+  });
+  trackAll(t, pidfile);
+  await sleep(300);
+  t.is((await get(`http://127.0.0.1:${p1}/`)).status, 200);
+  await d.waitReady();
+  const load1 = new Load(`http://127.0.0.1:${p1}/`, 10);
+  const load2 = new Load(`http://127.0.0.1:${p2}/`, 10);
+  let master = d.pid;
+  for (let i = 0; i < 2; i++) {
+    process.kill(master, 'SIGUSR2');
+    master = await upgraded(d, pidfile, master);
+  }
+  await waitUntil('newest master logs its sockets', () => new RegExp(`\\[${master}\\] \\[INFO\\] Listening at: web \\(fd://3\\), admin \\(fd://4\\)`).test(d.output));
+  t.is((await get(`http://127.0.0.1:${p2}/two`)).body, 'hello GET /two\n');
+  const [r1, r2] = [await load1.stop(), await load2.stop()];
+  t.is(r1.failed + r2.failed, 0, JSON.stringify([r1.errors, r2.errors]));
+  t.true(r1.ok > 0 && r2.ok > 0);
+});
+
+test('manual handoff: the old master stays; WINCH stops its workers; after the new master quits it takes over again', async (t) => {
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '--upgrade-handoff', 'manual', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
+  trackAll(t, pidfile);
+  await d.waitReady();
+  const [oldWorker] = await d.waitWorkers(1);
+  d.signal('SIGUSR2');
+  await d.waitForLog(/upgrade_handoff = manual/, 30000);
+  const newPid = pidIn(pidfile)!;
+  t.not(newPid, d.pid);
+  t.is(pidIn(`${pidfile}.oldbin`), d.pid);
+  await sleep(500);
+  t.true(alive(d.pid) && alive(oldWorker!), 'old master and its worker stay');
+  d.signal('SIGWINCH');
+  await waitUntil('old workers stopped', () => !alive(oldWorker!));
+  t.true(alive(d.pid));
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200, 'the new master serves');
+  d.signal('SIGHUP'); // roll back: the old master starts workers again
+  await d.waitWorkers(1);
+  process.kill(newPid, 'SIGQUIT');
+  await d.waitForLog(/New master \(pid \d+\) exited: this master is the main process again/);
+  t.is(pidIn(pidfile), d.pid);
+  t.false(existsSync(`${pidfile}.oldbin`));
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});
+
+test('the pre_exec hook runs in the old master before the new one starts', async (t) => {
+  const dir = tempDir();
+  const mark = join(dir, 'pre_exec.txt');
+  const conf = join(dir, 'conf.mjs');
+  writeFileSync(conf, `import { appendFileSync } from 'node:fs';\nexport function pre_exec(server) { appendFileSync(${JSON.stringify(mark)}, process.pid + ' ' + server.pid + '\\n'); }\n`);
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-c', conf, '-w', '1', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
+  trackAll(t, pidfile);
+  await d.waitReady();
+  d.signal('SIGUSR2');
+  await upgraded(d, pidfile, d.pid);
+  t.is(readFileSync(mark, 'utf8'), `${d.pid} ${d.pid}\n`);
+});
