@@ -159,6 +159,8 @@ export class Daemon {
     this.sample();
     clearInterval(this.sampler);
     for (const pid of [this.pid, ...this.seen]) {
+      // A pid seen earlier may belong to someone else by now: only ours are killed.
+      if (pid !== this.pid && !/tsgunicorn|worker\/main\.js/.test(cmdline(pid))) continue;
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
   }

@@ -36,6 +36,7 @@ export function run(cmd: string, args: readonly string[], opts: { input?: string
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdin.on('error', () => { /* the command exited without reading its input */ });
     child.stdin.end(opts.input ?? '');
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.once('error', (e) => { clearTimeout(timer); reject(e); });
