@@ -70,7 +70,8 @@ function coerceList(s: SettingSpec, raw: unknown): string[] {
 
 function coerceChoice(s: SettingSpec, raw: unknown): string {
   const v = typeof raw === 'string' ? raw.trim().toLowerCase() : raw;
-  if (typeof v === 'string' && s.choices?.includes(v)) return v;
+  const choice = s.choices?.find((c) => c.toLowerCase() === v);
+  if (choice !== undefined) return choice;
   throw new ConfigError(`${s.name}: expected one of ${s.choices?.join(', ')}, got ${describe(raw)}`);
 }
 

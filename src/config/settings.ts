@@ -56,13 +56,33 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'keepalive', section: 'Worker processes', cli: ['--keep-alive'], metavar: 'SECONDS', type: 'int', default: 5, min: 0,
     help: 'Seconds an idle keep-alive connection is kept open (0 disables keep-alive).' },
 
+  { name: 'node_options', section: 'Worker processes', cli: ['--node-options'], metavar: 'OPTION', type: 'list', default: [],
+    help: 'A Node.js option for the worker processes, e.g. `--import=tsx` (TypeScript apps), `--enable-source-maps` or `--max-old-space-size=512`. Repeat for several.' },
+
   // Security
+  { name: 'header_timeout', section: 'Security', cli: ['--header-timeout'], metavar: 'SECONDS', type: 'int', default: 10, min: 1,
+    help: 'Seconds a client gets to send the request line and headers; a slower client (slowloris) gets 408 and is disconnected.' },
   { name: 'limit_request_line', section: 'Security', cli: ['--limit-request-line'], metavar: 'BYTES', type: 'int', default: 4094, min: 0,
     help: 'Maximum size of the HTTP request line (method, target and version); larger gets 414. 0 means unlimited.' },
   { name: 'limit_request_fields', section: 'Security', cli: ['--limit-request-fields'], metavar: 'INT', type: 'int', default: 100, min: 0,
     help: 'Maximum number of header fields in a request; more gets 431. 0 means unlimited (up to Node\'s own limit).' },
   { name: 'limit_request_field_size', section: 'Security', cli: ['--limit-request-field-size', '--limit-request-field_size'], metavar: 'BYTES', type: 'int', default: 8190, min: 0,
     help: 'Maximum size of one request header line; larger gets 431. 0 means unlimited (up to Node\'s own limit).' },
+
+  // TLS
+  { name: 'certfile', section: 'TLS', cli: ['--certfile'], metavar: 'FILE', type: 'string', default: null,
+    help: 'PEM certificate (chain) file: serve HTTPS. Re-read on HUP.' },
+  { name: 'keyfile', section: 'TLS', cli: ['--keyfile'], metavar: 'FILE', type: 'string', default: null,
+    help: 'PEM private key file for certfile. Re-read on HUP.' },
+  { name: 'ca_certs', section: 'TLS', cli: ['--ca-certs'], metavar: 'FILE', type: 'string', default: null,
+    help: 'PEM file of CA certificates to verify client certificates with.' },
+  { name: 'cert_reqs', section: 'TLS', cli: ['--cert-reqs'], metavar: 'MODE', type: 'choice', default: 'none', choices: ['none', 'optional', 'required'],
+    help: 'Client certificates: `none`, `optional` (verified when sent) or `required`.' },
+  { name: 'ciphers', section: 'TLS', cli: ['--ciphers'], metavar: 'LIST', type: 'string', default: null,
+    defaultText: "Node's default cipher list",
+    help: 'OpenSSL cipher list for TLS 1.2 and below.' },
+  { name: 'tls_min_version', section: 'TLS', cli: ['--tls-min-version'], metavar: 'VERSION', type: 'choice', default: 'TLSv1.2', choices: ['TLSv1.2', 'TLSv1.3'],
+    help: 'Lowest TLS version accepted.' },
 
   // Process
   { name: 'pidfile', section: 'Process', cli: ['-p', '--pid'], metavar: 'FILE', type: 'string', default: null,
@@ -100,6 +120,11 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: 'loglevel', section: 'Logging', cli: ['--log-level'], metavar: 'LEVEL', type: 'choice', default: 'info',
     choices: ['debug', 'info', 'warning', 'error', 'critical'],
     help: 'Error log level: debug, info, warning, error or critical.' },
+
+  // Observability
+  { name: 'metrics_bind', section: 'Observability', cli: ['--metrics-bind'], metavar: 'ADDRESS', type: 'string', default: null,
+    validate: (v: string | null) => { if (v !== null) parseBind(v); },
+    help: 'Serve Prometheus metrics (aggregated over all workers) on this address, e.g. `127.0.0.1:9100` or `unix:PATH`. Off by default.' },
 
   // Upgrades
   { name: 'upgrade_handoff', section: 'Upgrades', cli: ['--upgrade-handoff'], metavar: 'MODE', type: 'choice', default: 'auto',
@@ -143,6 +168,15 @@ export interface Settings {
   timeout: number;
   graceful_timeout: number;
   keepalive: number;
+  node_options: string[];
+  header_timeout: number;
+  certfile: string | null;
+  keyfile: string | null;
+  ca_certs: string | null;
+  cert_reqs: 'none' | 'optional' | 'required';
+  ciphers: string | null;
+  tls_min_version: 'TLSv1.2' | 'TLSv1.3';
+  metrics_bind: string | null;
   limit_request_line: number;
   limit_request_fields: number;
   limit_request_field_size: number;

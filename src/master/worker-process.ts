@@ -42,7 +42,7 @@ export class WorkerProcess {
     }
     const init: WorkerInit = { settings: opts.settings, fds: opts.fds.map((_, i) => 3 + i), age: opts.age };
     env[WORKER_ENV] = JSON.stringify(init);
-    const child = spawn(process.execPath, [...process.execArgv, WORKER_MAIN], {
+    const child = spawn(process.execPath, [...process.execArgv, ...opts.settings.node_options, WORKER_MAIN], {
       stdio: ['ignore', 'inherit', 'inherit', ...opts.fds, 'ipc'],
       env,
       detached: true,

@@ -115,6 +115,9 @@ export function createServers(fdCount: number, opts: ServeOptions): Served {
     const server = createServer({
       maxHeaderSize: maxHeaderSize(s),
       keepAliveTimeout: s.keepalive * 1000,
+      headersTimeout: s.header_timeout * 1000,
+      // Node checks header and request timeouts on this tick (30 s by default).
+      connectionsCheckingInterval: 1000,
     }, handler);
     // Node answers 400 itself past maxHeadersCount; keep it above our limit so we can answer 431.
     server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
