@@ -18,6 +18,7 @@ import { closeStrayCopies } from './sockets/stray-fds.js';
 import { systemdListenFds, upgradeFds } from './systemd/listen-fds.js';
 import { ListenerSet } from './sockets/listener-set.js';
 import { VERSION } from './version.js';
+import { checkTls } from './tls.js';
 
 
 const DAEMON_ENV = 'TSGUNICORN_DAEMONIZED';
@@ -75,6 +76,7 @@ async function run(argv: readonly string[]): Promise<number> {
   if (s.print_config) { process.stdout.write(printConfig(s)); return EXIT.OK; }
   if (!s.app) throw new ConfigError('no application given: tsgunicorn [OPTIONS] APP_MODULE (or app = "..." in the config file)');
   parseAppSpec(s.app);
+  await checkTls(s);
   const binds = s.bind.map(parseBind);
   if (s.chdir !== null) {
     try {

@@ -13,6 +13,7 @@ import type { Pidfile } from '../pidfile.js';
 import type { ListenerSet } from '../sockets/listener-set.js';
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { VERSION } from '../version.js';
+import { checkTls } from '../tls.js';
 import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -343,6 +344,7 @@ export class Arbiter {
     try {
       next = (await loadSettings(this.opts.argv)).settings;
       parseAppSpec(next.app ?? '');
+      await checkTls(next);
     } catch (err) {
       if (!(err instanceof TsgunicornError)) throw err;
       this.log.error(`Reload failed, keeping the running configuration: ${err.message}`);

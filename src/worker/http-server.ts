@@ -3,11 +3,13 @@
 // request, counts requests, marks responses `Connection: close` while draining, and writes the
 // access log when it is on. Nothing else runs per request.
 
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { WorkerSettings } from '../ipc.js';
 import type { AccessEntry } from '../logging/access-log.js';
 import type { Logger } from '../logging/logger.js';
 import { Drain } from './drain.js';
+import { tlsOptions } from '../tls.js';
 
 export interface ServeOptions {
   readonly settings: WorkerSettings;
@@ -111,14 +113,17 @@ export function createServers(fdCount: number, opts: ServeOptions): Served {
       else res.destroy();
     }
   };
+  const common: ServerOptions = {
+    maxHeaderSize: maxHeaderSize(s),
+    keepAliveTimeout: s.keepalive * 1000,
+    headersTimeout: s.header_timeout * 1000,
+    // Node checks header and request timeouts on this tick (30 s by default).
+    connectionsCheckingInterval: 1000,
+  };
+  const tls = tlsOptions(s);
   for (let i = 0; i < fdCount; i++) {
-    const server = createServer({
-      maxHeaderSize: maxHeaderSize(s),
-      keepAliveTimeout: s.keepalive * 1000,
-      headersTimeout: s.header_timeout * 1000,
-      // Node checks header and request timeouts on this tick (30 s by default).
-      connectionsCheckingInterval: 1000,
-    }, handler);
+    // An https.Server is an http.Server in every way the worker uses (Node's own types differ).
+    const server = tls ? (createHttpsServer({ ...common, ...tls }, handler) as unknown as Server) : createServer(common, handler);
     // Node answers 400 itself past maxHeadersCount; keep it above our limit so we can answer 431.
     server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
     server.maxConnections = s.worker_connections;
