@@ -10,6 +10,7 @@ import type { Settings } from './config/settings.js';
 import { AppLoadError, ConfigError, EXIT, TsgunicornError } from './errors.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { Arbiter } from './master/arbiter.js';
+import { checkIdentity, raiseFileLimit } from './master/process-limits.js';
 import { OldMaster } from './master/upgrade.js';
 import { Pidfile } from './pidfile.js';
 import { parseBind, type BindAddress } from './sockets/address.js';
@@ -19,6 +20,7 @@ import { systemdListenFds, upgradeFds } from './systemd/listen-fds.js';
 import { ListenerSet } from './sockets/listener-set.js';
 import { VERSION } from './version.js';
 import { checkTls } from './tls.js';
+import { resolveIdentity } from './identity.js';
 
 
 const DAEMON_ENV = 'TSGUNICORN_DAEMONIZED';
@@ -77,6 +79,7 @@ async function run(argv: readonly string[]): Promise<number> {
   if (!s.app) throw new ConfigError('no application given: tsgunicorn [OPTIONS] APP_MODULE (or app = "..." in the config file)');
   parseAppSpec(s.app);
   await checkTls(s);
+  resolveIdentity(s);
   const binds = s.bind.map(parseBind);
   if (s.chdir !== null) {
     try {
@@ -91,6 +94,8 @@ async function run(argv: readonly string[]): Promise<number> {
     return EXIT.OK;
   }
   const log = createLogger({ errorlog: s.errorlog, loglevel: s.loglevel });
+  checkIdentity(s, log);
+  raiseFileLimit(s, log);
   if (s.daemon && !process.env[DAEMON_ENV]) {
     if (underSystemd()) log.warning('daemon: ignored under systemd (systemd supervises the process)');
     else daemonize(argv);

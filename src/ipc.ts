@@ -3,6 +3,7 @@
 // signals (TERM graceful, QUIT quick), so they work even when the channel is busy.
 
 import type { HookName, Settings } from './config/settings.js';
+import type { Identity } from './identity.js';
 
 export const WORKER_ENV = 'TSGUNICORN_WORKER';
 
@@ -15,6 +16,8 @@ export interface WorkerInit {
   readonly fds: number[];
   /** The worker's age: a counter the master increments for each worker it starts. */
   readonly age: number;
+  /** Who to run as (resolved by the master), or null to keep the master's identity. */
+  readonly identity: Identity | null;
 }
 
 export type WorkerMessage =

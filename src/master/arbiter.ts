@@ -14,6 +14,7 @@ import type { ListenerSet } from '../sockets/listener-set.js';
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { VERSION } from '../version.js';
 import { checkTls } from '../tls.js';
+import { resolveIdentity } from '../identity.js';
 import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -216,7 +217,7 @@ export class Arbiter {
       const fds = await this.listeners.fdsFor(slot);
       await this.hook('pre_fork', this.server, { age });
       if (this.phase === 'stopping') return;
-      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), fds, age, gen: this.gen, slot });
+      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: resolveIdentity(this.settings), fds, age, gen: this.gen, slot });
     } catch (err) {
       this.log.error(`Cannot start a worker: ${(err as Error).message}`);
       this.nextSpawnAt = Date.now() + 1000;
@@ -345,6 +346,7 @@ export class Arbiter {
       next = (await loadSettings(this.opts.argv)).settings;
       parseAppSpec(next.app ?? '');
       await checkTls(next);
+      resolveIdentity(next);
     } catch (err) {
       if (!(err instanceof TsgunicornError)) throw err;
       this.log.error(`Reload failed, keeping the running configuration: ${err.message}`);

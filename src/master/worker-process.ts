@@ -2,6 +2,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Identity } from '../identity.js';
 import { WORKER_ENV, type WorkerInit, type WorkerMessage, type WorkerSettings } from '../ipc.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../worker/main.js', import.meta.url));
@@ -33,14 +34,14 @@ export class WorkerProcess {
     this.pid = child.pid!;
   }
 
-  static spawn(opts: { settings: WorkerSettings; fds: number[]; age: number; gen: number; slot: number }): WorkerProcess {
+  static spawn(opts: { settings: WorkerSettings; identity: Identity | null; fds: number[]; age: number; gen: number; slot: number }): WorkerProcess {
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of MASTER_ONLY_ENV) delete env[k];
     for (const kv of opts.settings.raw_env) {
       const eq = kv.indexOf('=');
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
-    const init: WorkerInit = { settings: opts.settings, fds: opts.fds.map((_, i) => 3 + i), age: opts.age };
+    const init: WorkerInit = { settings: opts.settings, identity: opts.identity, fds: opts.fds.map((_, i) => 3 + i), age: opts.age };
     env[WORKER_ENV] = JSON.stringify(init);
     const child = spawn(process.execPath, [...process.execArgv, ...opts.settings.node_options, WORKER_MAIN], {
       stdio: ['ignore', 'inherit', 'inherit', ...opts.fds, 'ipc'],

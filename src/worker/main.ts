@@ -89,7 +89,7 @@ async function main(log: Logger): Promise<void> {
   if (hooks.worker_abort) process.on('SIGABRT', () => void runHook(hooks, 'worker_abort', log, self).then(() => process.exit(1)));
   await runHook(hooks, 'post_fork', log, server, self);
 
-  dropPrivileges(s);
+  dropPrivileges(s.umask, init!.identity, s.initgroups);
   const app = await loadApp(parseAppSpec(s.app ?? ''), process.cwd());
   access = accessWriter(s.accesslog, s.access_log_format);
   const maxRequests = s.max_requests > 0 ? s.max_requests + Math.floor(Math.random() * (s.max_requests_jitter + 1)) : 0;

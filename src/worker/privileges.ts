@@ -1,28 +1,25 @@
-// Switches a worker to the configured identity before it loads the application: umask, group,
-// supplementary groups, then user (the user last, while we still may change groups).
+// Switches a worker to the configured identity before it loads the application: umask, groups,
+// then the user (last, while we may still change groups).
 
-import type { WorkerSettings } from '../ipc.js';
+import type { Identity } from '../identity.js';
 
-type Id = string | number;
 /** The POSIX-only parts of `process` (present on Linux, optional in Node's types). */
 interface PosixProcess {
-  setgid(id: Id): void;
-  setuid(id: Id): void;
-  getgid(): number;
+  setgid(id: number): void;
+  setuid(id: number): void;
   getuid(): number;
-  setgroups(groups: Id[]): void;
-  initgroups(user: Id, extraGroup: Id): void;
+  setgroups(groups: number[]): void;
+  initgroups(user: string, extraGroup: number): void;
 }
 
-const asId = (v: string): Id => (/^\d+$/.test(v) ? Number(v) : v);
-
-export function dropPrivileges(s: WorkerSettings): void {
+export function dropPrivileges(umask: number, id: Identity | null, initgroups: boolean): void {
+  process.umask(umask);
+  if (!id) return;
   const p = process as unknown as PosixProcess;
-  process.umask(s.umask);
-  if (s.group !== null) p.setgid(asId(s.group));
-  if (s.user !== null) {
-    if (s.initgroups) p.initgroups(asId(s.user), p.getgid());
-    else if (p.getuid() === 0) p.setgroups([p.getgid()]);
-    p.setuid(asId(s.user));
+  if (p.getuid() === 0) {
+    if (initgroups && id.user !== null) p.initgroups(id.user, id.gid);
+    else p.setgroups([id.gid]);
   }
+  p.setgid(id.gid);
+  p.setuid(id.uid);
 }
