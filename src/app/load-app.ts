@@ -9,6 +9,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { getRequestListener } from '@hono/node-server';
 import { AppLoadError } from '../errors.js';
+import { watchUpgrades } from '../worker/drain.js';
 import type { AppSpec } from './app-spec.js';
 
 export interface LoadedApp {
@@ -74,8 +75,10 @@ export async function loadApp(spec: AppSpec, chdir: string): Promise<LoadedApp> 
     value = await value;
   }
   const onServer = mod['onServer'] ?? cjs?.['onServer'];
+  const appOnServer = typeof onServer === 'function' ? (onServer as (server: Server) => void | Promise<void>) : null;
   return {
     listener: asListener(value, spec.factoryArgs !== null ? `the result of ${what}()` : what),
-    onServer: typeof onServer === 'function' ? (onServer as LoadedApp['onServer']) : null,
+    // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
+    onServer: appOnServer && (async (server) => { watchUpgrades(server); await appOnServer(server); }),
   };
 }

@@ -2,15 +2,96 @@
 // keep-alive connections at once, racing clients that are sending their next request on them.
 // Instead we:
 //   1. stop listening (net.Server#close: the socket stays open in the master and other workers,
-//      so the kernel hands new connections to them),
+//      so the kernel hands new connections to them), and tell the app: each http.Server emits
+//      'tsgunicorn:drain' (an app with WebSockets can ask its clients to reconnect),
 //   2. mark every response not yet started, and every later one, `Connection: close`, so each
 //      keep-alive connection ends right after the next response the client asked for,
 //   3. leave idle connections to Node's keep-alive timeout (the same close a client meets in
-//      normal operation), and
-//   4. exit once the last connection is gone, or when graceful_timeout runs out.
+//      normal operation),
+//   4. exit once the last connection is gone, or when graceful_timeout runs out; then WebSockets
+//      still open get a close frame with code 1001 (going away) before the worker exits.
+//
+// Upgraded connections are invisible to http.Server once handed to the app, so watchUpgrades()
+// records the WebSocket ones as the app accepts them.
 
-import { Server as NetServer } from 'node:net';
-import type { Server, ServerResponse } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** Emitted on each of the worker's http.Servers when the worker starts draining. */
+export const DRAIN_EVENT = 'tsgunicorn:drain';
+
+/** What a 'tsgunicorn:drain' listener receives. */
+export interface DrainInfo {
+  /** Milliseconds until tsgunicorn closes the WebSockets still open (graceful_timeout). */
+  readonly timeoutMs: number;
+}
+
+/** How long WebSocket clients get to answer the 1001 close frame before the worker exits. */
+const CLOSE_WAIT_MS = 500;
+
+const kUpgraded = Symbol('tsgunicorn.upgradedSockets');
+type Watched = Server & { [kUpgraded]?: Set<Socket> };
+
+/** A server's WebSocket close frame (unmasked, RFC 6455 §5.5.1): 1001 going away, with a reason. */
+function goingAway(): Buffer {
+  const reason = Buffer.from('server stopping');
+  return Buffer.concat([Buffer.from([0x88, 2 + reason.length, 0x03, 0xe9]), reason]);
+}
+
+/**
+ * Records the WebSocket connections the app accepts on `server`, so that draining can close them
+ * properly. tsgunicorn listens for 'upgrade' only while the app does: Node answers upgrade
+ * requests itself (as plain requests) when nobody listens, and a listener of ours alone would
+ * leave them hanging.
+ */
+export function watchUpgrades(server: Server): void {
+  const s = server as Watched;
+  if (s[kUpgraded]) return;
+  const sockets = new Set<Socket>();
+  s[kUpgraded] = sockets;
+  const track = (req: IncomingMessage, socket: Duplex): void => {
+    if (!/^websocket$/i.test(req.headers.upgrade ?? '')) return;
+    sockets.add(socket as Socket);
+    socket.once('close', () => sockets.delete(socket as Socket));
+  };
+  server.on('newListener', (event: string | symbol, listener: unknown) => {
+    if (event === 'upgrade' && listener !== track && server.listenerCount('upgrade') === 0) server.prependListener('upgrade', track);
+  });
+  server.on('removeListener', (event: string | symbol, listener: unknown) => {
+    if (event === 'upgrade' && listener !== track && server.listeners('upgrade').every((l) => l === track)) server.off('upgrade', track);
+  });
+  if (server.listenerCount('upgrade') > 0) server.prependListener('upgrade', track);
+}
+
+/**
+ * Sends 1001 to each WebSocket still open (whose handshake the app answered) and ends it; waits
+ * up to CLOSE_WAIT_MS for the clients to close, then destroys what is left. A socket whose
+ * handshake was never answered is destroyed (a close frame would not be understood).
+ */
+async function closeWebSockets(servers: readonly Server[]): Promise<void> {
+  const open: Socket[] = [];
+  for (const server of servers) {
+    for (const socket of (server as Watched)[kUpgraded] ?? []) {
+      if (socket.destroyed) continue;
+      socket.on('error', () => { /* the app's WebSocket library may write after our end() */ });
+      if (socket.writable && socket.bytesWritten > 0) {
+        socket.end(goingAway());
+        open.push(socket);
+      } else {
+        socket.destroy();
+      }
+    }
+  }
+  if (open.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(open.map((s) => new Promise<void>((done) => { if (s.destroyed) done(); else s.once('close', () => done()); }))),
+    new Promise<void>((done) => { timer = setTimeout(done, CLOSE_WAIT_MS); }),
+  ]);
+  clearTimeout(timer);
+  for (const s of open) s.destroy();
+}
 
 export class Drain {
   /** Responses not finished yet; the hot path adds and removes one entry per request. */
@@ -34,9 +115,21 @@ export class Drain {
       if (!s.listening) { done(); return; }
       NetServer.prototype.close.call(s, () => done());
     }));
+    const info: DrainInfo = { timeoutMs };
+    for (const s of this.servers) {
+      try {
+        s.emit(DRAIN_EVENT, info);
+      } catch (err) {
+        process.emitWarning(`a '${DRAIN_EVENT}' listener threw: ${(err as Error)?.stack ?? String(err)}`);
+      }
+    }
     return new Promise((done) => {
-      const timer = setTimeout(() => done('timeout'), timeoutMs);
-      void Promise.all(closed).then(() => { clearTimeout(timer); done('drained'); });
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        void closeWebSockets(this.servers).then(() => done('timeout'));
+      }, timeoutMs);
+      void Promise.all(closed).then(() => { if (!timedOut) { clearTimeout(timer); done('drained'); } });
     });
   }
 }
