@@ -24,6 +24,8 @@ type Sig = (typeof SIGNALS)[number];
 const TICK_MS = 200;
 const KILL_AFTER_ABORT_MS = 1000;
 const MAX_BOOT_FAILURES = 5;
+/** A worker that exits on its own sooner than this after starting failed to boot, really. */
+const MIN_LIFETIME_MS = 2000;
 const QUICK_STOP_MS = 2000;
 /** A worker whose last heartbeat is older than this does not count as answering (watchdog). */
 const UNRESPONSIVE_MS = 2000;
@@ -240,7 +242,6 @@ export class Arbiter {
       case 'ready':
         if (w.state !== 'booting') break;
         w.state = 'ready';
-        this.bootFailures = 0;
         this.log.info(`Booted worker with pid: ${w.pid}`);
         if (this.phase === 'booting' && this.current().filter((x) => x.state === 'ready').length >= this.target) {
           this.phase = 'running';
@@ -271,7 +272,7 @@ export class Arbiter {
     }
     if (w.state === 'draining') {
       this.log.info(`Worker exiting (pid: ${w.pid})`);
-    } else if (w.state === 'booting') {
+    } else if (w.state === 'booting' || (code !== null && Date.now() - w.spawnedAt < MIN_LIFETIME_MS)) {
       this.onBootFailure(w, code, how);
     } else {
       this.log.warning(`Worker ${w.pid} exited unexpectedly (${how}); starting a new one`);
@@ -304,6 +305,9 @@ export class Arbiter {
   /** Kills workers that missed their heartbeat for `timeout` (SIGABRT, then SIGKILL). */
   private murderWorkers(): void {
     const now = Date.now();
+    if (this.bootFailures > 0 && [...this.workers.values()].some((w) => w.state === 'ready' && now - w.spawnedAt >= MIN_LIFETIME_MS)) {
+      this.bootFailures = 0;
+    }
     const timeoutMs = this.settings.timeout * 1000;
     const graceMs = this.settings.graceful_timeout * 1000;
     for (const w of this.workers.values()) {
