@@ -84,6 +84,22 @@ async function main(log: Logger): Promise<void> {
     log.warning(`Worker ${process.pid}: master went away, stopping`);
     void stop(true);
   });
+  // An error the app did not catch: log it with what this worker was serving, then have the
+  // master replace it (the replacement starts first) instead of dying with requests in flight.
+  let failing = false;
+  const onFatal = (kind: string, err: unknown): void => {
+    const serving = drain ? [...drain.inflight].map((r) => `${r.req.method} ${r.req.url}`) : [];
+    const context = serving.length > 0 ? ` while serving ${serving.slice(0, 5).join(', ')}${serving.length > 5 ? ', ...' : ''}` : '';
+    log.error(`${kind} in worker ${process.pid}${context}: ${(err as Error)?.stack ?? String(err)}`);
+    if (!drain) {
+      void log.flush().then(() => process.exit(WORKER_EXIT.BOOT_ERROR));
+    } else if (!failing) {
+      failing = true;
+      send({ t: 'recycle', reason: `had an ${kind.toLowerCase()}` });
+    }
+  };
+  process.on('uncaughtException', (err) => onFatal('Uncaught exception', err));
+  process.on('unhandledRejection', (reason) => onFatal('Unhandled rejection', reason));
 
   hooks = await workerHooks();
   if (hooks.worker_abort) process.on('SIGABRT', () => void runHook(hooks, 'worker_abort', log, self).then(() => process.exit(1)));
@@ -112,6 +128,12 @@ async function main(log: Logger): Promise<void> {
     srv.once('error', fail);
     srv.listen({ fd: init!.fds[i]!, backlog: s.backlog }, () => { srv.off('error', fail); done(); });
   })));
+  // Accept errors (EMFILE when out of descriptors) must not take the worker down; libuv backs off.
+  let lastAcceptError = 0;
+  for (const srv of servers) srv.on('error', (err: NodeJS.ErrnoException) => {
+    if (Date.now() - lastAcceptError > 5000) log.warning(`Worker ${process.pid}: ${err.code ?? err.message} on accept; connections are refused until descriptors free up`);
+    lastAcceptError = Date.now();
+  });
   await runHook(hooks, 'post_worker_init', log, self);
   const addresses = servers.map((srv) => {
     const a = srv.address();
