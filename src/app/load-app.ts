@@ -48,13 +48,21 @@ function asListener(value: unknown, what: string): RequestListener {
   throw new AppLoadError(`${what} is ${describe(value)}; expected a request listener (req, res) => void or an object with fetch(request)`);
 }
 
+/** Node 20 cannot load TypeScript, and later Nodes only strip erasable types: name the fix. */
+function typeScriptHint(path: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!/\.[cm]?tsx?$/.test(path)) return '';
+  if (code !== 'ERR_UNKNOWN_FILE_EXTENSION' && code !== 'ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX' && code !== 'ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING') return '';
+  return ' (a TypeScript file: give the workers a loader, e.g. `--node-options=--import=tsx` with tsx installed)';
+}
+
 export async function loadApp(spec: AppSpec, chdir: string): Promise<LoadedApp> {
   const url = resolveModule(spec.path, chdir);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw new AppLoadError(`application module ${spec.path} failed to load`, { cause: err });
+    throw new AppLoadError(`application module ${spec.path} failed to load${typeScriptHint(spec.path, err)}`, { cause: err });
   }
   const name = spec.exportName;
   const cjs = mod['default'] as Record<string, unknown> | undefined;
