@@ -44,7 +44,7 @@ class LiteralParser {
     if (c === '"' || c === "'") return this.string(c);
     if (c === '[') { this.i++; return this.list(']'); }
     if (c === '{') { this.i++; return this.object(); }
-    const m = /^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(this.s.slice(this.i));
+    const m = /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?(?![\w.])|true\b|false\b|null\b)/.exec(this.s.slice(this.i));
     if (!m) this.fail('expected a literal (string, number, true, false, null, [..] or {..})');
     this.i += m[0].length;
     return JSON.parse(m[0]) as unknown;
