@@ -47,6 +47,7 @@ die() { log "ERROR: $*"; exit 1; }
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d /var/tmp/tsgunicorn-deb.XXXXXX)"
+chmod 0755 "$WORK"   # lintian runs as nobody
 trap 'rm -rf "$WORK"' EXIT
 
 # --- the sources: the work tree as git sees it -------------------------------------------

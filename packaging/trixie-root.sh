@@ -17,7 +17,7 @@ TSG_MIRROR="${TSG_MIRROR:-http://deb.debian.org/debian}"
 tsg_root_packages() {
     case "$1" in
         build) echo "nodejs npm node-gyp libnode-dev libsystemd-dev build-essential debhelper pkgconf python3 lintian ca-certificates" ;;
-        systemd) echo "systemd systemd-sysv dbus nodejs curl ca-certificates procps iproute2 logrotate" ;;
+        systemd) echo "systemd systemd-sysv dbus nodejs curl ca-certificates procps iproute2 logrotate man-db" ;;
         *) return 1 ;;
     esac
 }

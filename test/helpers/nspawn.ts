@@ -133,6 +133,10 @@ export class Container {
     const nspawnPid = c.nspawn.pid!;
     let exited = false;
     c.nspawn.once('exit', () => { exited = true; });
+    // never leave a container behind, even when the test process ends without shutdown()
+    const reap = (): void => c.kill();
+    process.once('exit', reap);
+    c.nspawn.once('exit', () => process.removeListener('exit', reap));
     await waitUntil('the container to start its init', () => {
       if (exited) throw new Error(`systemd-nspawn exited:\n${c.console()}`);
       const kids = childPids(nspawnPid);
@@ -201,11 +205,18 @@ export class Container {
     if (p && p.exitCode === null && p.signalCode === null) {
       const gone = new Promise<void>((resolve) => p.once('exit', () => resolve()));
       p.kill('SIGTERM'); // nspawn asks the container's systemd to power off
-      const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+      const timer = setTimeout(() => this.kill(), 20_000);
       await gone;
       clearTimeout(timer);
     }
     rmSync(this.workDir, { recursive: true, force: true });
+  }
+
+  /** Kills the container at once: its init (which ends its PID namespace) and nspawn. */
+  kill(): void {
+    for (const pid of [this.leader, this.nspawn?.pid ?? 0]) {
+      if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
   }
 }
 
