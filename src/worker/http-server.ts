@@ -1,7 +1,8 @@
 // The worker's HTTP servers: one http.Server per inherited listening descriptor, all serving the
-// same request handler. The handler enforces Gunicorn's request limits before the app sees the
-// request, counts requests, marks responses `Connection: close` while draining, and writes the
-// access log when it is on. Nothing else runs per request.
+// same request handler. The handler enforces Gunicorn's request limits and strict HTTP/1.1
+// (strict-http.ts) before the app sees the request, counts requests, marks responses
+// `Connection: close` while draining, and writes the access log when it is on. Nothing else runs
+// per request.
 
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -9,6 +10,7 @@ import type { WorkerSettings } from '../ipc.js';
 import type { AccessEntry } from '../logging/access-log.js';
 import type { Logger } from '../logging/logger.js';
 import { Drain } from './drain.js';
+import { enforceStrictHttp } from './strict-http.js';
 import { tlsOptions } from '../tls.js';
 
 export interface ServeOptions {
@@ -102,6 +104,7 @@ export function createServers(fdCount: number, opts: ServeOptions): Served {
     if (access) withAccessLog(res, req, access);
     const violation = limitViolation(req, s);
     if (violation) { reject(res, violation[0], violation[1]); return; }
+    if (enforceStrictHttp(req, res, log)) return;
     if (drain.closing) res.setHeader('Connection', 'close');
     drain.inflight.add(res);
     res.once('close', () => drain.inflight.delete(res));
@@ -119,6 +122,9 @@ export function createServers(fdCount: number, opts: ServeOptions): Served {
     headersTimeout: s.header_timeout * 1000,
     // Node checks header and request timeouts on this tick (30 s by default).
     connectionsCheckingInterval: 1000,
+    // Strict llhttp even when NODE_OPTIONS has --insecure-http-parser; 400 for HTTP/1.1 without Host.
+    insecureHTTPParser: false,
+    requireHostHeader: true,
   };
   const tls = tlsOptions(s);
   for (let i = 0; i < fdCount; i++) {
