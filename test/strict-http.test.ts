@@ -260,3 +260,55 @@ test('workers stay strict when started with --insecure-http-parser', async (t) =
   t.is((JSON.parse(r.body) as Count).calls, 0);
   if (t.passed === false) t.log(d.output);
 });
+
+// ---- request limits: the boundaries, and 0 = unlimited ------------------------------------------
+
+/** A request head whose request line is exactly `lineLength` bytes (without CRLF). */
+function requestLine(lineLength: number): string {
+  return `GET /${'a'.repeat(lineLength - 'GET / HTTP/1.1'.length)} HTTP/1.1`;
+}
+
+test('limits: exactly at each limit is served, one past it gets 414/431, and the app never sees those', async (t) => {
+  const p = await freePort();
+  const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--limit-request-line', '200', '--limit-request-fields', '10',
+    '--limit-request-field-size', '100', fixture('counting-app.mjs')]);
+  t.teardown(() => d.kill());
+  await d.waitReady();
+  const status = async (head: string): Promise<string> => (await raw(p, `${head}\r\nConnection: close\r\n\r\n`)).text.slice(0, 12);
+  const calls = async (): Promise<number> => (JSON.parse((await get(`http://127.0.0.1:${p}/__count`)).body) as Count).calls;
+  const host = 'Host: x\r\n';
+
+  t.is(requestLine(200).length, 200);
+  t.is(await status(`${requestLine(200)}\r\n${host.trimEnd()}`), 'HTTP/1.1 200');
+  t.is(await status(`${requestLine(201)}\r\n${host.trimEnd()}`), 'HTTP/1.1 414');
+
+  // 10 fields with Host and Connection: served; 11: refused.
+  const fields = (n: number): string => Array.from({ length: n }, (_, i) => `X-F${i}: v`).join('\r\n');
+  t.is(await status(`GET / HTTP/1.1\r\n${host}${fields(8)}`), 'HTTP/1.1 200');
+  t.is(await status(`GET / HTTP/1.1\r\n${host}${fields(9)}`), 'HTTP/1.1 431');
+
+  // A field line counts `Name: value` and its CRLF, as in Gunicorn: 100 bytes served, 101 refused.
+  const field = (lineLength: number): string => `X-Big: ${'b'.repeat(lineLength - 'X-Big: \r\n'.length)}`;
+  t.is(`${field(100)}\r\n`.length, 100);
+  t.is(await status(`GET / HTTP/1.1\r\n${host}${field(100)}`), 'HTTP/1.1 200');
+  t.is(await status(`GET / HTTP/1.1\r\n${host}${field(101)}`), 'HTTP/1.1 431');
+
+  t.is(await calls(), 3, 'only the requests within the limits reached the app');
+  if (t.passed === false) t.log(d.output);
+});
+
+test('limits: 0 means unlimited (up to Node\'s own header size bound)', async (t) => {
+  const p = await freePort();
+  const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--limit-request-line', '0', '--limit-request-fields', '0',
+    '--limit-request-field-size', '0', fixture('counting-app.mjs')]);
+  t.teardown(() => d.kill());
+  await d.waitReady();
+  const fields = Array.from({ length: 300 }, (_, i) => `X-F${i}: v`).join('\r\n');
+  const answer = await raw(p, `${requestLine(20000)}\r\nHost: x\r\n${fields}\r\nX-Big: ${'b'.repeat(20000)}\r\nConnection: close\r\n\r\n`);
+  t.regex(answer.text, /^HTTP\/1\.1 200 /, '20 kB line, 300 fields, a 20 kB field: all within "unlimited"');
+  // Past Node's maxHeaderSize (1 MiB at most) Node itself answers 431.
+  const huge = await raw(p, `GET / HTTP/1.1\r\nHost: x\r\nX-Huge: ${'h'.repeat(2 * 1024 * 1024)}\r\n\r\n`);
+  t.regex(huge.text, /^HTTP\/1\.1 431 /);
+  t.is((await get(`http://127.0.0.1:${p}/`)).status, 200, 'and the worker serves on');
+  if (t.passed === false) t.log(d.output);
+});

@@ -44,8 +44,9 @@ function limitViolation(req: IncomingMessage, s: WorkerSettings): [number, strin
   const raw = req.rawHeaders;
   if (s.limit_request_fields > 0 && raw.length / 2 > s.limit_request_fields) return [431, 'Request Header Fields Too Large'];
   if (s.limit_request_field_size > 0) {
+    // Gunicorn counts the line `Name: value` and its CRLF.
     for (let i = 0; i < raw.length; i += 2) {
-      if (raw[i]!.length + 2 + raw[i + 1]!.length > s.limit_request_field_size) return [431, 'Request Header Fields Too Large'];
+      if (raw[i]!.length + 4 + raw[i + 1]!.length > s.limit_request_field_size) return [431, 'Request Header Fields Too Large'];
     }
   }
   return null;
