@@ -18,6 +18,7 @@ import { adoptFd } from './sockets/listeners.js';
 import { closeStrayCopies } from './sockets/stray-fds.js';
 import { systemdListenFds, upgradeFds } from './systemd/listen-fds.js';
 import { ListenerSet } from './sockets/listener-set.js';
+import { statusCommand } from './status-command.js';
 import { VERSION } from './version.js';
 import { checkTls } from './tls.js';
 import { resolveIdentity } from './identity.js';
@@ -115,5 +116,6 @@ async function run(argv: readonly string[]): Promise<number> {
 }
 
 export function main(argv: readonly string[]): void {
-  run(argv).then((code) => process.exit(code), fail);
+  const command = argv[0] === 'status' ? statusCommand(argv.slice(1)) : run(argv);
+  command.then((code) => process.exit(code), fail);
 }

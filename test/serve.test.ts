@@ -1,5 +1,5 @@
 import test from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { alive, cmdline, fixture, freePort, get, start, tempDir } from './helpers/daemon.js';
@@ -83,4 +83,45 @@ test('listens on a unix socket and on IPv6, and cleans up a stale socket file', 
   d.signal('SIGTERM');
   t.is((await d.exited).code, 0);
   t.false(existsSync(sock), 'unix socket removed at exit');
+});
+
+test('tsgunicorn status lists every worker with a pid that exists, as a table and as JSON', async (t) => {
+  const { runCli, alive: isAlive, waitUntil: until } = await import('./helpers/daemon.js');
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const d = start(t, ['-w', '3', '-n', 'shop', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
+  await d.waitReady();
+  const workers = await d.waitWorkers(3);
+  for (let i = 0; i < 5; i++) await get(`http://127.0.0.1:${port}/`);
+  const json = await runCli(['status', '--json', '--pid', pidfile]);
+  t.is(json.code, 0, json.stderr);
+  const st = JSON.parse(json.stdout) as { pid: number; name: string; workers: { pid: number; requests: number; rssBytes: number; state: string }[] };
+  t.is(st.pid, d.pid);
+  t.is(st.name, 'shop');
+  t.deepEqual(st.workers.map((w) => w.pid).sort(), workers.sort());
+  for (const w of st.workers) {
+    t.true(isAlive(w.pid));
+    t.true(w.rssBytes > 1024 * 1024);
+    t.is(w.state, 'ready');
+  }
+  await until('request counts reported', async () => {
+    const r = JSON.parse((await runCli(['status', '--json', '--pid', pidfile])).stdout) as typeof st;
+    return r.workers.reduce((n, w) => n + w.requests, 0) === 5;
+  });
+  const table = await runCli(['status', '--pid', pidfile]);
+  t.is(table.code, 0);
+  t.regex(table.stdout, new RegExp(`^tsgunicorn master ${d.pid} \\[shop\\]: running`));
+  t.regex(table.stdout, /PID\s+AGE\s+UPTIME\s+REQUESTS\s+RSS\s+STATE/);
+  for (const w of workers) t.regex(table.stdout, new RegExp(`^  ${w}\\s+\\d+\\s+\\S+\\s+\\d+\\s+[\\d.]+ MiB\\s+ready$`, 'm'));
+  const ctl = join(dir, `tsgunicorn-${d.pid}.ctl`);
+  t.is(statSync(ctl).mode & 0o777, 0o700, 'the control socket is for its owner only');
+  d.signal('SIGTERM');
+  await d.exited;
+  t.false(existsSync(ctl), 'removed at exit');
+  const gone = await runCli(['status', '--pid', pidfile]);
+  t.is(gone.code, 1);
+  t.regex(gone.stderr, /no master/);
+  const usage = await runCli(['status']);
+  t.is(usage.code, 2);
 });

@@ -7,7 +7,6 @@ import type { RequestListener, Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { getRequestListener } from '@hono/node-server';
 import { AppLoadError } from '../errors.js';
 import { watchUpgrades } from '../worker/drain.js';
 import type { AppSpec } from './app-spec.js';
@@ -39,10 +38,12 @@ function resolveModule(path: string, chdir: string): string {
   }
 }
 
-function asListener(value: unknown, what: string): RequestListener {
+async function asListener(value: unknown, what: string): Promise<RequestListener> {
   if (typeof value === 'function') return value as RequestListener;
   if (value && typeof value === 'object' && typeof (value as FetchHandler).fetch === 'function') {
     const handler = value as FetchHandler;
+    // Loaded only for fetch-style apps: workers of plain listeners do not pay for it.
+    const { getRequestListener } = await import('@hono/node-server');
     return getRequestListener((request: Request) => handler.fetch(request)) as unknown as RequestListener;
   }
   throw new AppLoadError(`${what} is ${describe(value)}; expected a request listener (req, res) => void or an object with fetch(request)`);
@@ -85,7 +86,7 @@ export async function loadApp(spec: AppSpec, chdir: string): Promise<LoadedApp> 
   const onServer = mod['onServer'] ?? cjs?.['onServer'];
   const appOnServer = typeof onServer === 'function' ? (onServer as (server: Server) => void | Promise<void>) : null;
   return {
-    listener: asListener(value, spec.factoryArgs !== null ? `the result of ${what}()` : what),
+    listener: await asListener(value, spec.factoryArgs !== null ? `the result of ${what}()` : what),
     // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
     onServer: appOnServer && (async (server) => { watchUpgrades(server); await appOnServer(server); }),
   };

@@ -46,6 +46,7 @@ function wrap(text: string, width: number, indent: string): string {
 export function helpText(version: string): string {
   const out: string[] = [
     `usage: ${USAGE}`,
+    '       tsgunicorn status [--pid FILE | --name NAME] [--json]',
     '',
     `tsgunicorn ${version}: a pre-fork HTTP server for Node.js apps, run by systemd.`,
     '',

@@ -15,6 +15,7 @@ import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js
 import { VERSION } from '../version.js';
 import { checkTls } from '../tls.js';
 import { resolveIdentity } from '../identity.js';
+import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
 import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -76,6 +77,8 @@ export class Arbiter {
   /** A new master has become the unit's main process; this one is on its way out. */
   private handedOff = false;
   private readonly pidfilePath: string | null;
+  private readonly control: ControlSocket | null;
+  private readonly startedAt = Date.now();
   private finish!: (code: number) => void;
   private readonly done = new Promise<number>((resolve) => { this.finish = resolve; });
   /** What hooks receive as `server`: the same shape in the master and in workers. */
@@ -88,6 +91,7 @@ export class Arbiter {
     this.pidfile = opts.pidfile;
     this.target = opts.settings.workers;
     this.pidfilePath = opts.pidfile?.file ?? null;
+    this.control = this.pidfilePath ? new ControlSocket(controlPath(this.pidfilePath, process.pid), () => this.report()) : null;
     this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
     const self = this;
     this.server = {
@@ -107,6 +111,7 @@ export class Arbiter {
     this.log.info(`Listening at: ${this.listeners.describe()} (${process.pid})`);
     this.log.info(`Using ${this.target} worker(s)`);
     this.status.start();
+    await this.control?.listen().catch((err: Error) => this.log.warning(`control socket ${this.control!.path}: ${err.message}; \`tsgunicorn status\` will not reach this master`));
     this.tick = setInterval(() => this.loop(), TICK_MS);
     this.loop();
     return this.done;
@@ -130,6 +135,25 @@ export class Arbiter {
       target: this.target,
       requests,
       healthy: answering || this.target === 0 || this.workers.size === 0,
+    };
+  }
+
+  /** What `tsgunicorn status` shows. */
+  private report(): MasterStatus {
+    return {
+      pid: process.pid,
+      name: this.settings.proc_name,
+      version: VERSION,
+      node: process.version,
+      startedAt: this.startedAt,
+      phase: this.handedOff ? 'handed off' : this.phase,
+      target: this.target,
+      listeners: this.listeners.describe().split(', '),
+      workers: [...this.workers.values()].sort((a, b) => a.age - b.age).map((w) => ({
+        pid: w.pid, age: w.age, startedAt: w.spawnedAt, requests: w.requests, rssBytes: rssBytes(w.pid),
+        state: w.retiring || w.gen !== this.gen ? `${w.state} (retiring)` : w.state,
+      })),
+      upgradingTo: this.upgrade?.pid ?? null,
     };
   }
 
@@ -491,6 +515,7 @@ export class Arbiter {
     await this.waitForWorkers(QUICK_STOP_MS);
     // After a handoff the new master serves on the same unix sockets: leave their paths.
     this.listeners.close(!this.handedOff);
+    this.control?.close();
     this.pidfile?.unlink();
     await this.hook('on_exit', this.server);
     this.log.info('Shutting down: Master');
