@@ -1,0 +1,196 @@
+// Connection-level limits against a real daemon: header_timeout against clients that trickle their
+// request head (slowloris), and worker_connections (Node's server.maxConnections) per worker.
+
+import test from 'ava';
+import { connect, type Socket } from 'node:net';
+import { fixture, freePort, get, sleep, start, waitUntil } from './helpers/daemon.js';
+
+const HEAD = 'GET / HTTP/1.1\r\nHost: x\r\n';
+
+interface Closed {
+  readonly text: string;
+  readonly afterMs: number;
+}
+
+/** Opens a connection; resolves with what the server sent once it closes the connection. */
+function open(port: number, onConnect: (s: Socket) => void): { socket: Socket; closed: Promise<Closed> } {
+  const t0 = Date.now();
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => { text += d; });
+  socket.on('error', () => { /* reset by the server: seen as a close */ });
+  socket.on('connect', () => onConnect(socket));
+  const closed = new Promise<Closed>((resolve) => socket.on('close', () => resolve({ text, afterMs: Date.now() - t0 })));
+  return { socket, closed };
+}
+
+test('a client trickling its headers, and one sending nothing, get 408 after header_timeout and never reach the app', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--header-timeout', '2', fixture('counting-app.mjs')]);
+  await d.waitReady();
+  let drip: NodeJS.Timeout | undefined;
+  const trickler = open(port, (s) => {
+    s.write(HEAD);
+    let n = 0;
+    drip = setInterval(() => s.write(`X-Drip-${n++}: a\r\n`), 300);
+  });
+  const silent = open(port, () => { /* says nothing at all */ });
+  t.teardown(() => { clearInterval(drip); trickler.socket.destroy(); silent.socket.destroy(); });
+  const [a, b] = await Promise.all([trickler.closed, silent.closed]);
+  clearInterval(drip);
+  t.log(`trickler closed after ${a.afterMs} ms, silent client after ${b.afterMs} ms (header_timeout 2 s, checked every 1 s)`);
+  for (const c of [a, b]) {
+    t.regex(c.text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    t.true(c.afterMs >= 1900, `not before header_timeout (${c.afterMs} ms)`);
+    t.true(c.afterMs < 5000, `within header_timeout + the 1 s check interval, with slack (${c.afterMs} ms)`);
+  }
+  const count = JSON.parse((await get(`http://127.0.0.1:${port}/__count`)).body) as { calls: number };
+  t.is(count.calls, 0);
+});
+
+test('500 slowloris connections do not delay a normal request past 1 s, and header_timeout clears them', async (t) => {
+  const port = await freePort();
+  const headerTimeout = 8;
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '--header-timeout', String(headerTimeout), fixture('app.mjs')]);
+  await d.waitReady();
+  const workers = await d.waitWorkers(2);
+
+  // 500 connections, each sending its request head one byte of a never-ending header line at a time.
+  const N = 500;
+  const loris: ReturnType<typeof open>[] = [];
+  let connected = 0;
+  let closedCount = 0;
+  const t0 = Date.now();
+  for (let i = 0; i < N; i++) {
+    const c = open(port, (s) => { connected++; s.write(`${HEAD}X-Slow-${i}: `); });
+    void c.closed.then(() => { closedCount++; });
+    loris.push(c);
+    if (i % 50 === 49) await sleep(10);
+  }
+  const drip = setInterval(() => { for (const c of loris) if (!c.socket.destroyed) c.socket.write('a'); }, 300);
+  t.teardown(() => { clearInterval(drip); for (const c of loris) c.socket.destroy(); });
+  await waitUntil('500 slowloris connections', () => connected === N, 10000);
+  t.log(`500 slowloris connections open after ${Date.now() - t0} ms`);
+
+  const latencies: number[] = [];
+  const servedBy = new Set<string>();
+  const until = Date.now() + 2500;
+  while (Date.now() < until) {
+    const start = process.hrtime.bigint();
+    const r = await get(`http://127.0.0.1:${port}/normal`);
+    latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
+    t.is(r.status, 200);
+    servedBy.add(String(r.headers['x-worker']));
+  }
+  const stillOpen = N - closedCount;
+  const sorted = [...latencies].sort((x, y) => x - y);
+  t.log(`${latencies.length} normal requests: median ${sorted[sorted.length >> 1]!.toFixed(1)} ms, max ${sorted[sorted.length - 1]!.toFixed(1)} ms; `
+    + `slowloris connections still open: ${stillOpen}; served by ${[...servedBy].join(', ')}`);
+  t.true(stillOpen >= N - 5, 'the slowloris connections were held during the measurement');
+  t.true(Date.now() - t0 < headerTimeout * 1000, 'measured before header_timeout could clear them');
+  t.true(sorted[sorted.length - 1]! < 1000, `slowest normal request ${sorted[sorted.length - 1]} ms`);
+  t.true(latencies.length >= 10);
+
+  // header_timeout then clears them: the server answers 408 and closes every one. A client still
+  // writing when the server closes gets a reset, which can discard the 408 before it reads it.
+  const ends = await Promise.all(loris.map((c) => c.closed));
+  clearInterval(drip);
+  const timedOut = ends.filter((e) => /^HTTP\/1\.1 408 /.test(e.text)).length;
+  const lastClose = Math.max(...ends.map((e) => e.afterMs));
+  const firstClose = Math.min(...ends.map((e) => e.afterMs));
+  t.log(`all 500 closed by the server between ${firstClose} and ${lastClose} ms after they opened; ${timedOut} of them read the 408 before the close`);
+  t.deepEqual(ends.filter((e) => e.text !== '' && !/^HTTP\/1\.1 408 /.test(e.text)), [], 'nothing but 408s');
+  t.true(timedOut > 0);
+  t.true(firstClose >= headerTimeout * 1000 - 100, 'none closed before header_timeout');
+  t.true(lastClose < (headerTimeout + 4) * 1000, 'all closed soon after header_timeout');
+  t.deepEqual(d.workers(), workers, 'same workers');
+});
+
+/** A keep-alive connection that has been served once; resolves with the worker that served it, or null if dropped. */
+function held(port: number): Promise<{ socket: Socket; worker: number | null }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('error', () => { /* dropped */ });
+    socket.on('data', (d: string) => {
+      text += d;
+      const m = /X-Worker: (\d+)\r\n[\s\S]*\r\n\r\n\{.*\}$/.exec(text);
+      if (m) resolve({ socket, worker: Number(m[1]) });
+    });
+    socket.on('close', () => resolve({ socket, worker: null }));
+    socket.on('connect', () => socket.write('GET /__count HTTP/1.1\r\nHost: x\r\n\r\n'));
+  });
+}
+
+test('worker_connections: past its limit a worker drops new connections at once, does not crash, and serves again when one frees', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--worker-connections', '5', '--keep-alive', '60', fixture('counting-app.mjs')]);
+  await d.waitReady();
+  const [worker] = await d.waitWorkers(1);
+  const kept: Socket[] = [];
+  t.teardown(() => { for (const s of kept) s.destroy(); });
+  for (let i = 0; i < 5; i++) {
+    const c = await held(port);
+    kept.push(c.socket);
+    t.is(c.worker, worker, `connection ${i + 1} of 5 served`);
+  }
+  // The sixth: Node accepts it and closes it straight away (net.Server maxConnections): no response, no hang.
+  const t0 = Date.now();
+  const sixth = await held(port);
+  t.is(sixth.worker, null, 'dropped without a response');
+  t.true(Date.now() - t0 < 1000, `dropped at once (${Date.now() - t0} ms)`);
+  t.deepEqual(d.workers(), [worker!], 'the worker is still there');
+  kept.pop()!.destroy();
+  let again = null as number | null;
+  await waitUntil('a request on the freed connection slot', async () => {
+    const c = await held(port);
+    if (c.worker !== null) kept.push(c.socket);
+    again = c.worker;
+    return again !== null;
+  }, 5000);
+  t.is(again, worker);
+  t.deepEqual(d.workers(), [worker!]);
+});
+
+test('worker_connections: while one worker is full, the others keep serving', async (t) => {
+  const port = await freePort();
+  const limit = 3;
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '--worker-connections', String(limit), '--keep-alive', '60', fixture('counting-app.mjs')]);
+  await d.waitReady();
+  const workers = await d.waitWorkers(2);
+  const kept: Socket[] = [];
+  t.teardown(() => { for (const s of kept) s.destroy(); });
+  // Hold keep-alive connections until one worker has `limit` of them.
+  const per = new Map<number, number>();
+  let full: number | null = null;
+  for (let i = 0; i < 40 && full === null; i++) {
+    const c = await held(port);
+    if (c.worker === null) continue;
+    kept.push(c.socket);
+    per.set(c.worker, (per.get(c.worker) ?? 0) + 1);
+    if (per.get(c.worker) === limit) full = c.worker;
+  }
+  t.not(full, null, `a worker reached ${limit} connections: ${JSON.stringify([...per])}`);
+  const other = workers.find((w) => w !== full)!;
+  if ((per.get(other) ?? 0) >= limit) { t.fail('both workers filled up'); return; }
+  // New connections: the kernel hands each to either worker; the full one drops it, the other serves it.
+  let served = 0;
+  let dropped = 0;
+  for (let i = 0; i < 60 && served < 10; i++) {
+    const started = Date.now();
+    const c = await held(port);
+    t.true(Date.now() - started < 2000, 'no connection hangs');
+    if (c.worker === null) dropped++;
+    else {
+      served++;
+      t.is(c.worker, other, 'only the worker with room serves');
+    }
+    c.socket.destroy();
+    await sleep(20);
+  }
+  t.log(`per worker before: ${JSON.stringify([...per])}; then ${served} served by the other worker, ${dropped} dropped by the full one`);
+  t.true(served > 0, 'the worker with room kept serving');
+  t.deepEqual(d.workers(), workers, 'no worker crashed or was replaced');
+});
