@@ -4,6 +4,7 @@
 
 import type { HookName, Settings } from './config/settings.js';
 import type { Identity } from './identity.js';
+import type { MetricsSnapshot } from './worker/metrics.js';
 
 export const WORKER_ENV = 'TSGUNICORN_WORKER';
 
@@ -23,7 +24,11 @@ export interface WorkerInit {
 export type WorkerMessage =
   | { readonly t: 'ready'; readonly addresses: string[] }
   | { readonly t: 'hb'; readonly requests: number }
-  | { readonly t: 'recycle'; readonly reason: string };
+  | { readonly t: 'recycle'; readonly reason: string }
+  /** Its metrics registry, asked for by `id`, or `final` just before a graceful exit. */
+  | { readonly t: 'metrics'; readonly id: number; readonly data: MetricsSnapshot; readonly final: boolean };
+
+export type MasterMessage = { readonly t: 'metrics'; readonly id: number };
 
 /** Boot failures are a protocol (Gunicorn's): the master tells them apart by exit code. */
 export const WORKER_EXIT = { BOOT_ERROR: 3, APP_LOAD_ERROR: 4 } as const;

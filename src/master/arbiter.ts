@@ -16,6 +16,8 @@ import { VERSION } from '../version.js';
 import { checkTls } from '../tls.js';
 import { resolveIdentity } from '../identity.js';
 import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
+import { MasterMetrics } from './metrics-server.js';
+import { parseBind } from '../sockets/address.js';
 import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -79,6 +81,7 @@ export class Arbiter {
   private readonly pidfilePath: string | null;
   private readonly control: ControlSocket | null;
   private readonly startedAt = Date.now();
+  private readonly metrics: MasterMetrics | null;
   private finish!: (code: number) => void;
   private readonly done = new Promise<number>((resolve) => { this.finish = resolve; });
   /** What hooks receive as `server`: the same shape in the master and in workers. */
@@ -93,6 +96,10 @@ export class Arbiter {
     this.pidfilePath = opts.pidfile?.file ?? null;
     this.control = this.pidfilePath ? new ControlSocket(controlPath(this.pidfilePath, process.pid), () => this.report()) : null;
     this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
+    this.metrics = opts.settings.metrics_bind === null ? null : new MasterMetrics({
+      workerCount: () => this.workers.size,
+      workerSnapshots: async (ms) => (await Promise.all([...this.workers.values()].map((w) => w.metrics(ms)))).filter((x) => x !== null),
+    });
     const self = this;
     this.server = {
       pid: process.pid,
@@ -112,6 +119,8 @@ export class Arbiter {
     this.log.info(`Using ${this.target} worker(s)`);
     this.status.start();
     await this.control?.listen().catch((err: Error) => this.log.warning(`control socket ${this.control!.path}: ${err.message}; \`tsgunicorn status\` will not reach this master`));
+    // A new master started by USR2 takes the metrics address over once the old one hands off.
+    if (!this.opts.oldMaster) await this.listenMetrics();
     this.tick = setInterval(() => this.loop(), TICK_MS);
     this.loop();
     return this.done;
@@ -155,6 +164,14 @@ export class Arbiter {
       })),
       upgradingTo: this.upgrade?.pid ?? null,
     };
+  }
+
+  private async listenMetrics(): Promise<void> {
+    if (!this.metrics) return;
+    const where = this.settings.metrics_bind!;
+    await this.metrics.listen(parseBind(where)).then(
+      () => this.log.info(`Metrics at ${where}, path /metrics`),
+      (err: Error) => this.log.error(`metrics_bind ${where}: ${err.message}; metrics are off`));
   }
 
   private enqueue(sig: Sig): void {
@@ -276,6 +293,9 @@ export class Arbiter {
         }
         this.manageWorkers();
         break;
+      case 'metrics':
+        if (m.final) void this.metrics?.retire(m.data);
+        break;
       case 'recycle':
         if (this.phase !== 'running' || w.state !== 'ready') break;
         this.log.info(`Worker ${w.pid} ${m.reason}: replacing it`);
@@ -300,6 +320,7 @@ export class Arbiter {
       this.onBootFailure(w, code, how);
     } else {
       this.log.warning(`Worker ${w.pid} exited unexpectedly (${how}); starting a new one`);
+      this.metrics?.restarts.inc();
     }
     this.manageWorkers();
   }
@@ -396,6 +417,7 @@ export class Arbiter {
   private finishReload(): void {
     this.reload = null;
     this.log.info(`Reloaded: ${this.target} new worker(s) serving`);
+    this.metrics?.reloads.inc();
     this.status.reloaded();
   }
 
@@ -440,6 +462,8 @@ export class Arbiter {
     const next = this.upgrade!;
     this.status.handOff();
     this.handedOff = true;
+    this.metrics?.upgrades.inc();
+    this.metrics?.close();
     next.handOff();
     if (this.settings.upgrade_handoff === 'auto') {
       this.log.info(`New master (pid ${next.pid}) is serving: stopping this old master`);
@@ -476,6 +500,7 @@ export class Arbiter {
   private async takeOverFrom(old: OldMaster): Promise<void> {
     await old.takeOver();
     this.status.takeOver();
+    await this.listenMetrics();
     this.log.info(`Upgrade complete: this master (pid ${process.pid}) took over from pid ${old.pid}`);
   }
 
@@ -516,6 +541,7 @@ export class Arbiter {
     // After a handoff the new master serves on the same unix sockets: leave their paths.
     this.listeners.close(!this.handedOff);
     this.control?.close();
+    this.metrics?.close();
     this.pidfile?.unlink();
     await this.hook('on_exit', this.server);
     this.log.info('Shutting down: Master');

@@ -3,7 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Identity } from '../identity.js';
-import { WORKER_ENV, type WorkerInit, type WorkerMessage, type WorkerSettings } from '../ipc.js';
+import { WORKER_ENV, type MasterMessage, type WorkerInit, type WorkerMessage, type WorkerSettings } from '../ipc.js';
+import type { MetricsSnapshot } from '../worker/metrics.js';
 
 const WORKER_MAIN = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
@@ -57,7 +58,24 @@ export class WorkerProcess {
   }
 
   onMessage(handler: (msg: WorkerMessage) => void): void {
-    this.child.on('message', (m) => handler(m as WorkerMessage));
+    this.child.on('message', (m: WorkerMessage) => {
+      if (m.t === 'metrics' && !m.final) this.answers.get(m.id)?.(m.data);
+      else handler(m);
+    });
+  }
+
+  private readonly answers = new Map<number, (data: MetricsSnapshot) => void>();
+  private nextId = 0;
+
+  /** Asks the worker for its metrics; null when it does not answer in time. */
+  metrics(timeoutMs: number): Promise<MetricsSnapshot | null> {
+    const id = ++this.nextId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.answers.delete(id); resolve(null); }, timeoutMs);
+      this.answers.set(id, (data) => { clearTimeout(timer); this.answers.delete(id); resolve(data); });
+      if (!this.child.connected) { clearTimeout(timer); this.answers.delete(id); resolve(null); return; }
+      this.child.send({ t: 'metrics', id } satisfies MasterMessage, (err) => { if (err) { clearTimeout(timer); this.answers.delete(id); resolve(null); } });
+    });
   }
 
   signal(sig: NodeJS.Signals): void {

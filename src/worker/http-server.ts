@@ -21,6 +21,8 @@ export interface ServeOptions {
   readonly access: ((e: AccessEntry) => void) | null;
   /** Called with the running count after each request. */
   readonly onRequest: (count: number) => void;
+  /** Records request metrics; null unless metrics_bind is set. */
+  readonly observe: ((req: IncomingMessage, res: ServerResponse) => void) | null;
 }
 
 /** Node's parser gives up beyond maxHeaderSize; leave it room for what the limits allow. */
@@ -95,7 +97,7 @@ export interface Served {
 }
 
 export function createServers(fdCount: number, opts: ServeOptions): Served {
-  const { settings: s, app, access, onRequest, log } = opts;
+  const { settings: s, app, access, onRequest, observe, log } = opts;
   const servers: Server[] = [];
   const drain = new Drain(servers);
   drain.closing = s.keepalive === 0;
@@ -103,6 +105,7 @@ export function createServers(fdCount: number, opts: ServeOptions): Served {
   const handler: RequestListener = (req, res) => {
     onRequest(++requests);
     if (access) withAccessLog(res, req, access);
+    if (observe) observe(req, res);
     const violation = limitViolation(req, s);
     if (violation) { reject(res, violation[0], violation[1]); return; }
     if (enforceStrictHttp(req, res, log)) return;

@@ -6,7 +6,7 @@ import { loadApp } from '../app/load-app.js';
 import { loadConfigFile } from '../config/config-file.js';
 import { AppLoadError } from '../errors.js';
 import { runHook, type Hooks } from '../hooks.js';
-import { WORKER_ENV, WORKER_EXIT, type WorkerInit, type WorkerMessage } from '../ipc.js';
+import { WORKER_ENV, WORKER_EXIT, type MasterMessage, type WorkerInit, type WorkerMessage } from '../ipc.js';
 import { compileAccessFormat, type AccessEntry } from '../logging/access-log.js';
 import { Destination } from '../logging/destination.js';
 import { createLogger, type Logger } from '../logging/logger.js';
@@ -63,6 +63,7 @@ async function main(log: Logger): Promise<void> {
   const self = { pid: process.pid, age: init!.age, ppid: process.ppid, log, settings: s };
   const server = { pid: process.ppid, settings: s, log, workers: s.workers };
   let stopping = false;
+  let finalMetrics = async (): Promise<void> => { /* metrics off */ };
   const stop = async (graceful: boolean): Promise<void> => {
     if (stopping && graceful) return;
     stopping = true;
@@ -73,6 +74,7 @@ async function main(log: Logger): Promise<void> {
       await runHook(hooks, 'worker_int', log, self);
     }
     await runHook(hooks, 'worker_exit', log, server, self);
+    await finalMetrics();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop(true));
@@ -108,12 +110,23 @@ async function main(log: Logger): Promise<void> {
   dropPrivileges(s.umask, init!.identity, s.initgroups);
   const app = await loadApp(parseAppSpec(s.app ?? ''), process.cwd());
   access = accessWriter(s.accesslog, s.access_log_format);
+  const metrics = s.metrics_bind === null ? null : new (await import('./metrics.js')).WorkerMetrics();
+  if (metrics) {
+    process.on('message', (m: MasterMessage) => {
+      if (m.t === 'metrics') void metrics.snapshot().then((data) => send({ t: 'metrics', id: m.id, data, final: false }));
+    });
+    finalMetrics = async () => {
+      const data = await metrics.snapshot();
+      await new Promise<void>((done) => { if (process.connected) process.send!({ t: 'metrics', id: 0, data, final: true } satisfies WorkerMessage, () => done()); else done(); });
+    };
+  }
   const maxRequests = s.max_requests > 0 ? s.max_requests + Math.floor(Math.random() * (s.max_requests_jitter + 1)) : 0;
   const served = createServers(init!.fds.length, {
     settings: s,
     app: app.listener,
     log,
     access: access?.write ?? null,
+    observe: metrics ? (req, res) => metrics.observe(req, res) : null,
     onRequest: (n) => {
       requests = n;
       if (n === maxRequests) send({ t: 'recycle', reason: `served ${n} requests (max_requests)` });

@@ -1,0 +1,64 @@
+// The Prometheus endpoint of the master (metrics_bind). On each scrape it asks every worker for its
+// registry over IPC and sums them with prom-client's AggregatorRegistry, adding the master's own
+// counters (worker restarts, reloads, upgrades). The last snapshot of each worker that exited is
+// kept, so request counters never go backwards when workers are replaced.
+
+import { createServer, type Server } from 'node:http';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
+import type { BindAddress } from '../sockets/address.js';
+import type { MetricsSnapshot } from '../worker/metrics.js';
+
+const ASK_TIMEOUT_MS = 1000;
+
+export interface MetricsSource {
+  /** Snapshots of the live workers (each answering within a timeout, or left out). */
+  workerSnapshots(timeoutMs: number): Promise<MetricsSnapshot[]>;
+  workerCount(): number;
+}
+
+export class MasterMetrics {
+  private readonly registry = new Registry();
+  readonly restarts = new Counter({ name: 'tsgunicorn_worker_restarts_total', help: 'Workers that exited unexpectedly and were replaced', registers: [this.registry] });
+  readonly reloads = new Counter({ name: 'tsgunicorn_reloads_total', help: 'Reloads (HUP) completed', registers: [this.registry] });
+  readonly upgrades = new Counter({ name: 'tsgunicorn_upgrades_total', help: 'Upgrades on the fly (USR2) started by this master that completed', registers: [this.registry] });
+  /** Sum of the final snapshots of workers that are gone. */
+  private retired: MetricsSnapshot = [];
+  private server: Server | null = null;
+
+  constructor(private readonly source: MetricsSource) {
+    new Gauge({ name: 'tsgunicorn_workers', help: 'Worker processes alive', registers: [this.registry], collect() { this.set(source.workerCount()); } });
+  }
+
+  /** Keeps a departed worker's last numbers (summed with the others already gone). */
+  async retire(snapshot: MetricsSnapshot): Promise<void> {
+    const sum = AggregatorRegistry.aggregate([this.retired, snapshot]);
+    this.retired = (await sum.getMetricsAsJSON()) as unknown as MetricsSnapshot;
+  }
+
+  async render(): Promise<string> {
+    const live = await this.source.workerSnapshots(ASK_TIMEOUT_MS);
+    const own = (await this.registry.getMetricsAsJSON()) as unknown as MetricsSnapshot;
+    return AggregatorRegistry.aggregate([...live, this.retired, own]).metrics();
+  }
+
+  listen(addr: BindAddress): Promise<void> {
+    this.server = createServer((req, res) => {
+      if (req.url !== '/metrics') { res.writeHead(404).end('see /metrics\n'); return; }
+      this.render().then((text) => {
+        res.writeHead(200, { 'Content-Type': this.registry.contentType });
+        res.end(text);
+      }, (err: Error) => { res.writeHead(500).end(`${err.message}\n`); });
+    });
+    return new Promise((resolve, reject) => {
+      this.server!.once('error', reject);
+      const done = (): void => { this.server!.off('error', reject); resolve(); };
+      if (addr.kind === 'unix') this.server!.listen(addr.path, done);
+      else if (addr.kind === 'tcp') this.server!.listen(addr.port, addr.host, done);
+      else this.server!.listen({ fd: addr.fd }, done);
+    });
+  }
+
+  close(): void {
+    this.server?.close();
+  }
+}

@@ -1,0 +1,37 @@
+// Per-worker request metrics for the Prometheus endpoint (metrics_bind). Each worker counts into
+// its own prom-client registry; the master gathers the registries over IPC and adds them up.
+// Nothing here is loaded or runs per request unless metrics_bind is set.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
+
+export class WorkerMetrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({
+    name: 'tsgunicorn_http_requests_total',
+    help: 'HTTP requests answered, by status class',
+    labelNames: ['status_class'],
+    registers: [this.registry],
+  });
+  private readonly duration = new Histogram({
+    name: 'tsgunicorn_http_request_duration_seconds',
+    help: 'Time from the request to the end of its response',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  /** Call when a request arrives; records it when its response finishes. */
+  observe(_req: IncomingMessage, res: ServerResponse): void {
+    const start = process.hrtime.bigint();
+    res.once('finish', () => {
+      this.requests.inc({ status_class: `${Math.floor(res.statusCode / 100)}xx` });
+      this.duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
+    });
+  }
+
+  snapshot(): Promise<MetricsSnapshot> {
+    return this.registry.getMetricsAsJSON() as Promise<MetricsSnapshot>;
+  }
+}
