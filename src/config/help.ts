@@ -12,6 +12,7 @@ export const SIGNALS_HELP: readonly [string, string][] = [
   ['HUP', 'reload: re-read the config, start new workers with new app code, then drain the old ones'],
   ['TTIN / TTOU', 'one worker more / one less (never below 1)'],
   ['USR1', 'reopen log files (master and workers)'],
+  ['USR2', 'upgrade on the fly: start a new master from the program on disk on the same sockets; the old one hands over and exits'],
   ['WINCH', 'gracefully stop all workers; the master stays'],
 ];
 

@@ -179,6 +179,8 @@ export function manPage(version: string): string {
     'tsgunicorn \\- pre\\-fork HTTP server for Node.js applications',
     '.SH SYNOPSIS',
     roffLine(`${bold('tsgunicorn')} [${italic('OPTIONS')}] [${italic('APP_MODULE')}]`),
+    '.br',
+    roffLine(`${bold('tsgunicorn status')} [${bold('--pid')} ${italic('FILE')} | ${bold('--name')} ${italic('NAME')}] [${bold('--json')}]`),
     '.SH DESCRIPTION',
     ...paragraphs(
       'tsgunicorn serves a Node.js web application with a pre-fork process model, like Gunicorn does for Python: '
@@ -216,6 +218,7 @@ export function manPage(version: string): string {
     out.push(`.SS "${roffEscape(name)}"`);
     for (const spec of specs) out.push(...roffSetting(spec));
   }
+  out.push('.SH "STATUS COMMAND"', roffText('`tsgunicorn status --pid FILE` asks the master named by the pidfile FILE, over a control socket next to it that only its owner may open, for its state, and prints its pid, uptime and version and one row per worker: pid, age, uptime, requests served, resident memory and state. `--name NAME` means the pidfile `/run/tsgunicorn/NAME/master.pid` of the systemd instance NAME; `--json` prints the same as JSON. It exits 1 when no master answers.'));
   out.push('.SH SIGNALS', roffText('Signals are sent to the master process:'));
   for (const [sig, what] of SIGNALS_HELP) out.push('.TP', bold(sig), roffText(what));
   out.push(
