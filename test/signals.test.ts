@@ -159,3 +159,25 @@ test('max_worker_memory replaces a worker whose RSS grows past the bound', async
   await waitUntil('replaced', () => !alive(first!) && d.workers().length === 1);
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
+
+test('HUP re-reads an edited JS config file, and nworkers_changed sees the new count', async (t) => {
+  const dir = tempDir();
+  const conf = join(dir, 'conf.mjs');
+  const mark = join(dir, 'changed.txt');
+  const port = await freePort();
+  const write = (n: number): void => writeFileSync(conf, `import { appendFileSync } from 'node:fs';
+export const workers = ${n};
+export const bind = ['127.0.0.1:${port}'];
+export function nworkers_changed(server, now, before) { appendFileSync(${JSON.stringify(mark)}, before + '->' + now + '\\n'); }
+`);
+  write(1);
+  const d = start(t, ['-c', conf, fixture('app.mjs')]);
+  await d.waitReady();
+  await d.waitWorkers(1);
+  await sleep(50);
+  write(3);
+  d.signal('SIGHUP');
+  await d.waitForLog(/Reloaded: 3 new worker/);
+  await d.waitWorkers(3);
+  t.is(readFileSync(mark, 'utf8'), '1->3\n');
+});

@@ -1,8 +1,9 @@
 // Config files: TOML for /etc/tsgunicorn/NAME.toml, or a JS module (ESM or CommonJS) whose exports
 // (named, or a default-exported object) are settings and may include server hooks.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.js';
@@ -40,10 +41,14 @@ function loadToml(file: string): RawSettings {
 async function loadJs(file: string): Promise<RawSettings> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    // Node caches modules: a query with the file's mtime makes HUP read an edited ES module, and
+    // a CommonJS one is dropped from require's cache.
+    delete createRequire(import.meta.url).cache[file];
+    const url = `${pathToFileURL(file).href}?mtime=${statSync(file).mtimeMs}`;
+    mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) throw new ConfigError(`cannot read config file ${file}: no such file`);
+    if (e.code === 'ENOENT' || (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file))) throw new ConfigError(`cannot read config file ${file}: no such file`);
     const where = e.stack?.split('\n').find((l) => l.includes(file))?.trim();
     throw new ConfigError(`${file}: ${e.name}: ${e.message.split('\n')[0]}${where ? ` (${where})` : ''}`);
   }

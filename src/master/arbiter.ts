@@ -410,6 +410,7 @@ export class Arbiter {
     this.settings = next;
     this.log = createLogger({ errorlog: next.errorlog, loglevel: next.loglevel });
     this.gen++;
+    if (next.workers !== this.target) void this.hook('nworkers_changed', this.server, next.workers, this.target);
     this.target = next.workers;
     this.manageWorkers();
   }
