@@ -61,7 +61,7 @@ async function checkApp(s: Settings): Promise<void> {
 async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boolean, log: Logger): Promise<ListenerSet> {
   const upgrade = upgradeFds();
   const inherited = upgrade.length > 0 ? upgrade : systemdListenFds(process.pid);
-  if (inherited.length === 0) return ListenerSet.open(binds, s.reuse_port, s.umask);
+  if (inherited.length === 0) return ListenerSet.open(binds, s.reuse_port, s.umask, s.backlog);
   const from = upgrade.length > 0 ? 'the previous master' : 'systemd';
   // After USR2 the sockets are the ones the bind setting made, unless the config changed since.
   const changed = upgrade.length > 0 ? binds.map((b) => b.text).sort().join(' ') !== upgrade.map((f) => f.name).sort().join(' ') : bindGiven;

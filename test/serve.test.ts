@@ -125,3 +125,14 @@ test('tsgunicorn status lists every worker with a pid that exists, as a table an
   const usage = await runCli(['status']);
   t.is(usage.code, 2);
 });
+
+test('connections made while the first workers boot wait in the backlog instead of being refused', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('slow-boot.mjs')]);
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  const { waitUntil: until } = await import('./helpers/daemon.js');
+  await until('listening', () => readFileSync('/proc/net/tcp', 'utf8').split('\n').some((l) => l.includes(hex) && l.split(/\s+/)[4] === '0A'));
+  t.notRegex(d.output, /Booted worker/, 'no worker is up yet');
+  const res = await get(`http://127.0.0.1:${port}/`);
+  t.is(res.body, 'finally\n');
+});

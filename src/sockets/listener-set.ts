@@ -4,6 +4,7 @@
 // socket is left with queued connections and nobody accepting.
 
 import type { BindAddress } from './address.js';
+import { listenWithoutAccepting } from './listen-now.js';
 import { bindAddress, type BindOptions, type Listener } from './listeners.js';
 
 export class ListenerSet {
@@ -15,11 +16,12 @@ export class ListenerSet {
     private readonly opts: BindOptions,
     /** Slot 0's reuse-port sockets, bound up front so bind errors show at start. */
     first: Listener[],
+    private readonly backlog: number,
   ) {
     if (perSlot.length > 0) this.slots.set(0, first);
   }
 
-  static async open(addrs: readonly BindAddress[], reusePort: boolean, umask: number): Promise<ListenerSet> {
+  static async open(addrs: readonly BindAddress[], reusePort: boolean, umask: number, backlog: number): Promise<ListenerSet> {
     const opts: BindOptions = { umask, checkInUse: true };
     const shared: Listener[] = [];
     const perSlot: BindAddress[] = [];
@@ -29,16 +31,17 @@ export class ListenerSet {
         const l = await bindAddress(addr, opts);
         if (reusePort && addr.kind === 'tcp') { perSlot.push(addr); first.push(l); } else shared.push(l);
       }
+      listenWithoutAccepting([...shared, ...first].filter((l) => l.kind !== 'fd').map((l) => l.fd), backlog);
     } catch (err) {
       for (const l of [...shared, ...first]) l.close();
       throw err;
     }
-    return new ListenerSet(shared, perSlot, { umask, checkInUse: false }, first);
+    return new ListenerSet(shared, perSlot, { umask, checkInUse: false }, first, backlog);
   }
 
   /** Adopts listeners the master was given (systemd socket activation, an upgrading master). */
   static adopt(listeners: readonly Listener[]): ListenerSet {
-    return new ListenerSet(listeners, [], { umask: 0o022, checkInUse: false }, []);
+    return new ListenerSet(listeners, [], { umask: 0o022, checkInUse: false }, [], 0);
   }
 
   /** Descriptors for the worker in `slot`. */
@@ -47,6 +50,7 @@ export class ListenerSet {
     if (!own) {
       own = [];
       for (const addr of this.perSlot) own.push(await bindAddress(addr, this.opts));
+      listenWithoutAccepting(own.map((l) => l.fd), this.backlog);
       this.slots.set(slot, own);
     }
     return [...this.shared, ...own].map((l) => l.fd);
