@@ -1,0 +1,177 @@
+// Processes for the bench: start a server command, read what it prints, find its workers and their
+// memory in /proc, and stop exactly the processes it started (by pid, never by name).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file runs from dist/bench/). */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function stat(pid: number): { ppid: number; state: string } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0]!, ppid: Number(f[1]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Alive and not a zombie. */
+export function alive(pid: number): boolean {
+  const s = stat(pid);
+  return s !== null && s.state !== 'Z';
+}
+
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const s = stat(Number(e));
+    if (s && s.ppid === pid && s.state !== 'Z') out.push(Number(e));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Resident set size in MiB (VmRSS), or NaN when the process is gone. */
+export function rssMiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One GET with a fresh connection; resolves with the status and X-Worker, or null on error. */
+export function probe(port: number, timeoutMs = 1000): Promise<{ status: number; worker: string } | null> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode!, worker: String(res.headers['x-worker'] ?? '') }));
+      res.on('error', () => resolve(null));
+    });
+    req.on('error', () => resolve(null));
+    req.setTimeout(timeoutMs, () => req.destroy());
+    req.end();
+  });
+}
+
+/** Polls until a GET answers 200; resolves with the time it did (performance.now()). */
+export async function firstResponse(port: number, deadlineMs = 30000): Promise<number> {
+  const end = performance.now() + deadlineMs;
+  while (performance.now() < end) {
+    const r = await probe(port, 200);
+    if (r?.status === 200) return performance.now();
+    await sleep(5);
+  }
+  throw new Error(`port ${port}: no answer within ${deadlineMs} ms`);
+}
+
+export async function waitUntil(what: string, cond: () => boolean, timeoutMs = 30000, stepMs = 5): Promise<number> {
+  const end = performance.now() + timeoutMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(stepMs);
+  }
+  return performance.now();
+}
+
+/**
+ * A command the bench started, with everything it starts in turn (tsgunicorn's workers run in
+ * their own sessions, and a USR2 master outlives the one that started it): descendants are
+ * sampled every 50 ms and remembered, so stop() can kill them all by pid.
+ */
+export class Proc {
+  readonly child: ChildProcess;
+  readonly startedAt = performance.now();
+  output = '';
+  exitedAt = 0;
+  private readonly seen = new Set<number>();
+  private readonly sampler: NodeJS.Timeout;
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(argv: readonly string[], env: NodeJS.ProcessEnv = {}) {
+    const clean = { ...process.env };
+    delete clean['WEB_CONCURRENCY'];
+    delete clean['TSGUNICORN_CMD_ARGS'];
+    this.child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (d: Buffer): void => {
+      this.output += d.toString();
+      for (const l of this.listeners) l();
+    };
+    this.child.stdout!.on('data', onData);
+    this.child.stderr!.on('data', onData);
+    this.child.once('exit', () => { this.exitedAt = performance.now(); });
+    this.sampler = setInterval(() => this.sample(), 50);
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get exited(): boolean {
+    return this.exitedAt > 0;
+  }
+
+  /** Resolves with the time the output first matches `re` (checked on every chunk, no polling). */
+  waitFor(re: RegExp | ((out: string) => boolean), timeoutMs = 30000): Promise<number> {
+    const test = typeof re === 'function' ? re : (out: string): boolean => re.test(out);
+    return new Promise((resolve, reject) => {
+      if (test(this.output)) { resolve(performance.now()); return; }
+      const timer = setTimeout(() => { drop(); reject(new Error(`timed out waiting for ${String(re)}; output:\n${this.output.slice(-2000)}`)); }, timeoutMs);
+      const check = (): void => { if (test(this.output)) { drop(); resolve(performance.now()); } };
+      const onExit = (): void => { drop(); reject(new Error(`exited before ${String(re)}; output:\n${this.output.slice(-2000)}`)); };
+      const drop = (): void => {
+        clearTimeout(timer);
+        this.listeners.splice(this.listeners.indexOf(check), 1);
+        this.child.off('exit', onExit);
+      };
+      this.listeners.push(check);
+      this.child.once('exit', onExit);
+    });
+  }
+
+  sample(): void {
+    const visit = (pid: number): void => {
+      for (const c of childrenOf(pid)) if (!this.seen.has(c)) { this.seen.add(c); visit(c); }
+    };
+    visit(this.pid);
+    for (const pid of [...this.seen]) if (alive(pid)) visit(pid);
+  }
+
+  /** SIGKILLs the command and every descendant seen, then waits until they are all gone. */
+  async stop(): Promise<void> {
+    this.sample();
+    clearInterval(this.sampler);
+    const pids = [this.pid, ...this.seen].filter((p) => p === this.pid || /node|tsgunicorn/.test(cmdline(p)));
+    for (const p of pids) {
+      try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+    }
+    await waitUntil('bench processes to exit', () => pids.every((p) => !alive(p)), 10000, 10);
+  }
+}

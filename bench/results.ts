@@ -1,0 +1,90 @@
+// What a bench run records (written as JSON next to the report, so the report can be rendered
+// again without running), and the statistics the report takes from it.
+
+import type { ContenderId } from './contenders.js';
+import type { HupResult, Pm2ReloadResult, Usr2Result } from './lifecycle.js';
+import type { Range } from './svg.js';
+
+export type AppId = 'hello' | 'json';
+
+export interface Settings {
+  readonly rounds: number;
+  /** The worker count of the main comparison. */
+  readonly workers: number;
+  /** Other worker counts measured with the hello app. */
+  readonly scaleWorkers: readonly number[];
+  readonly readyWorkers: readonly number[];
+  readonly seconds: number;
+  readonly scaleSeconds: number;
+  readonly warmupSeconds: number;
+  readonly balanceSeconds: number;
+  readonly connections: number;
+  readonly threads: number;
+}
+
+export interface LoadSample {
+  readonly round: number;
+  readonly app: AppId;
+  readonly contender: ContenderId;
+  readonly workers: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly errors: number;
+  readonly masterRssMiB: number | null;
+  readonly workerRssMiB: readonly number[];
+  /** Requests each worker answered in the balance run (pid → count, 0 for a worker never seen). */
+  readonly balance: Readonly<Record<string, number>> | null;
+}
+
+export interface ReadySample {
+  readonly round: number;
+  readonly contender: ContenderId;
+  readonly workers: number;
+  readonly readyMs: number;
+  readonly firstMs: number;
+}
+
+export interface Meta {
+  readonly date: string;
+  readonly command: string;
+  readonly settings: Settings;
+  readonly machine: { readonly nproc: number; readonly cpu: string; readonly kernel: string; readonly memGiB: number };
+  readonly versions: { readonly node: string; readonly npm: string; readonly wrk: string; readonly pm2: string; readonly tsgunicorn: string; readonly commit: string; readonly srcChanges: string };
+  readonly loadavg: { start: string; end: string; rounds: string[] };
+  readonly quiet: { readonly threshold: number; readonly waitedS: number; readonly reached: boolean };
+  durationS: number;
+}
+
+export interface Results {
+  readonly meta: Meta;
+  readonly load: LoadSample[];
+  readonly ready: ReadySample[];
+  readonly hup: (HupResult & { round: number })[];
+  readonly usr2: (Usr2Result & { round: number })[];
+  readonly pm2Reload: (Pm2ReloadResult & { round: number })[];
+  /** Cells that failed, with why. */
+  readonly failures: string[];
+}
+
+export function median(xs: readonly number[]): number {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+export function range(xs: readonly number[]): Range | null {
+  const v = xs.filter((x) => Number.isFinite(x));
+  return v.length === 0 ? null : { median: median(v), min: Math.min(...v), max: Math.max(...v) };
+}
+
+/** max/min of the requests per worker (Infinity when a worker served none). */
+export function imbalance(b: Readonly<Record<string, number>>): number {
+  const v = Object.values(b);
+  if (v.length < 2) return 1;
+  const min = Math.min(...v);
+  return min === 0 ? Infinity : Math.max(...v) / min;
+}
