@@ -9,6 +9,9 @@ import { connect } from 'node:net';
 import { CHUNKED, REFUSED, checkRequest, forbiddenTrailer, type Refusal } from '../src/worker/strict-http.js';
 import { Daemon, fixture, freePort, get } from './helpers/daemon.js';
 
+/** Booting can take long on a loaded machine. */
+const BOOT_MS = 40000;
+
 // ---- the checks, on fake requests --------------------------------------------------------------
 
 function fake(head: { v?: [number, number]; method?: string; url?: string; headers: string[] }): IncomingMessage {
@@ -65,11 +68,11 @@ test('check: forbidden trailer fields, any case', (t) => {
 
 interface Answer {
   readonly text: string;
-  /** The server closed the connection (rather than the 3 s patience running out). */
+  /** The server closed the connection (rather than the 10 s patience running out). */
   readonly closed: boolean;
 }
 
-/** Sends raw bytes, returns what the server answers until it closes the connection (or 3 s). */
+/** Sends raw bytes, returns what the server answers until it closes the connection (or 10 s). */
 function raw(port: number, bytes: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
@@ -79,7 +82,7 @@ function raw(port: number, bytes: string): Promise<Answer> {
     s.on('data', (d: string) => { text += d; });
     s.on('close', () => resolve({ text, closed: !timedOut }));
     s.on('error', (e) => { if (!text) reject(e); });
-    s.setTimeout(3000, () => { timedOut = true; s.destroy(); });
+    s.setTimeout(10000, () => { timedOut = true; s.destroy(); });
     s.write(bytes);
   });
 }
@@ -104,7 +107,7 @@ async function count(): Promise<Count> {
 test.before(async () => {
   port = await freePort();
   daemon = new Daemon(['-w', '1', '-b', `127.0.0.1:${port}`, fixture('counting-app.mjs')]);
-  await daemon.waitReady();
+  await daemon.waitReady(BOOT_MS);
   [worker] = await daemon.waitWorkers(1) as [number];
 });
 
@@ -248,7 +251,7 @@ test('workers stay strict when started with --insecure-http-parser', async (t) =
   const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--node-options=--insecure-http-parser', fixture('counting-app.mjs')],
     { env: { NODE_OPTIONS: '--insecure-http-parser' } });
   t.teardown(() => d.kill());
-  await d.waitReady();
+  await d.waitReady(BOOT_MS);
   for (const bytes of [
     `${POST}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n${CHUNKED_BODY}`,
     `GET / HTTP/1.1\r\n${H}X-A: a\r\n b\r\n\r\n`,
@@ -273,7 +276,7 @@ test('limits: exactly at each limit is served, one past it gets 414/431, and the
   const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--limit-request-line', '200', '--limit-request-fields', '10',
     '--limit-request-field-size', '100', fixture('counting-app.mjs')]);
   t.teardown(() => d.kill());
-  await d.waitReady();
+  await d.waitReady(BOOT_MS);
   const status = async (head: string): Promise<string> => (await raw(p, `${head}\r\nConnection: close\r\n\r\n`)).text.slice(0, 12);
   const calls = async (): Promise<number> => (JSON.parse((await get(`http://127.0.0.1:${p}/__count`)).body) as Count).calls;
   const host = 'Host: x\r\n';
@@ -302,7 +305,7 @@ test('limits: 0 means unlimited (up to Node\'s own header size bound)', async (t
   const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--limit-request-line', '0', '--limit-request-fields', '0',
     '--limit-request-field-size', '0', fixture('counting-app.mjs')]);
   t.teardown(() => d.kill());
-  await d.waitReady();
+  await d.waitReady(BOOT_MS);
   const fields = Array.from({ length: 300 }, (_, i) => `X-F${i}: v`).join('\r\n');
   const answer = await raw(p, `${requestLine(20000)}\r\nHost: x\r\n${fields}\r\nX-Big: ${'b'.repeat(20000)}\r\nConnection: close\r\n\r\n`);
   t.regex(answer.text, /^HTTP\/1\.1 200 /, '20 kB line, 300 fields, a 20 kB field: all within "unlimited"');
