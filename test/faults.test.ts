@@ -4,7 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { fixture, freePort, get, runCli, sleep, start, waitUntil, alive } from './helpers/daemon.js';
 import { Load } from './helpers/load.js';
 
-test('an uncaught exception or unhandled rejection is logged with the request and the worker is replaced gracefully', async (t) => {
+test.serial('an uncaught exception or unhandled rejection is logged with the request and the worker is replaced gracefully', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -21,7 +21,7 @@ test('an uncaught exception or unhandled rejection is logged with the request an
   t.is(r.failed, 0, `no request lost on the siblings: ${JSON.stringify(r.errors)}`);
 });
 
-test('process.exit() in the app is a worker death the master repairs', async (t) => {
+test.serial('process.exit() in the app is a worker death the master repairs', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -32,7 +32,7 @@ test('process.exit() in the app is a worker death the master repairs', async (t)
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test('workers that keep dying right after boot are respawned with backoff, then the master exits 3', async (t) => {
+test.serial('workers that keep dying right after boot are respawned with backoff, then the master exits 3', async (t) => {
   const port = await freePort();
   const began = Date.now();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('dies-after-boot.mjs')]);
@@ -44,7 +44,7 @@ test('workers that keep dying right after boot are respawned with backoff, then 
   t.true(Date.now() - began > 300, 'not a tight loop');
 });
 
-test('kill -9 of a worker every 500 ms for 10 s under load: the service answers throughout, the master stays', async (t) => {
+test.serial('kill -9 of a worker every 500 ms for 10 s under load: the service answers throughout, the master stays', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '3', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -73,7 +73,7 @@ test('kill -9 of a worker every 500 ms for 10 s under load: the service answers 
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test('a SIGSTOPped worker is replaced within timeout + 1 s while the others keep serving', async (t) => {
+test.serial('a SIGSTOPped worker is replaced within timeout + 1 s while the others keep serving', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-t', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -91,7 +91,7 @@ test('a SIGSTOPped worker is replaced within timeout + 1 s while the others keep
   await load.stop();
 });
 
-test('EMFILE on accept neither crashes nor spins the worker', async (t) => {
+test.serial('EMFILE on accept neither crashes nor spins the worker', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')], { prefix: ['prlimit', '--nofile=64:64', '--'] });
   await d.waitReady();
@@ -115,7 +115,7 @@ test('EMFILE on accept neither crashes nor spins the worker', async (t) => {
   await waitUntil('serving again', async () => (await get(`http://127.0.0.1:${port}/`).catch(() => null))?.status === 200);
 });
 
-test('an unwritable log file (full disk) does not take the server down', async (t) => {
+test.serial('an unwritable log file (full disk) does not take the server down', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--error-logfile', '/dev/full', '--access-logfile', '/dev/full', fixture('app.mjs')]);
   await waitUntil('serving', async () => (await get(`http://127.0.0.1:${port}/`).catch(() => null))?.status === 200);

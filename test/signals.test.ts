@@ -3,7 +3,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, fixture, freePort, get, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
 
-test('TTIN and TTOU change the worker count, never below 1', async (t) => {
+test.serial('TTIN and TTOU change the worker count, never below 1', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -20,7 +20,7 @@ test('TTIN and TTOU change the worker count, never below 1', async (t) => {
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test('HUP replaces every worker with new app code and re-reads the config; the master stays', async (t) => {
+test.serial('HUP replaces every worker with new app code and re-reads the config; the master stays', async (t) => {
   const dir = tempDir();
   const app = join(dir, 'app.mjs');
   writeFileSync(app, "export default (req, res) => res.end('v1\\n');\n");
@@ -42,7 +42,7 @@ test('HUP replaces every worker with new app code and re-reads the config; the m
   t.true(alive(d.pid));
 });
 
-test('HUP with a broken config or a broken app keeps the running workers serving', async (t) => {
+test.serial('HUP with a broken config or a broken app keeps the running workers serving', async (t) => {
   const dir = tempDir();
   const app = join(dir, 'app.mjs');
   copyFileSync(fixture('app.mjs'), app);
@@ -65,7 +65,7 @@ test('HUP with a broken config or a broken app keeps the running workers serving
   t.true(alive(d.pid));
 });
 
-test('a SIGKILLed worker is replaced', async (t) => {
+test.serial('a SIGKILLed worker is replaced', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -77,7 +77,7 @@ test('a SIGKILLed worker is replaced', async (t) => {
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test('a hung worker (busy loop) is killed and replaced within timeout', async (t) => {
+test.serial('a hung worker (busy loop) is killed and replaced within timeout', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-t', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -95,7 +95,7 @@ test('a hung worker (busy loop) is killed and replaced within timeout', async (t
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test('TERM lets in-flight requests finish, then exits 0', async (t) => {
+test.serial('TERM lets in-flight requests finish, then exits 0', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -108,7 +108,7 @@ test('TERM lets in-flight requests finish, then exits 0', async (t) => {
   t.is((await d.exited).code, 0);
 });
 
-test('INT stops fast without waiting for in-flight requests', async (t) => {
+test.serial('INT stops fast without waiting for in-flight requests', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -123,7 +123,7 @@ test('INT stops fast without waiting for in-flight requests', async (t) => {
   for (const w of workers) t.false(alive(w));
 });
 
-test('WINCH stops all workers and keeps the master; TTIN brings one back', async (t) => {
+test.serial('WINCH stops all workers and keeps the master; TTIN brings one back', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -137,7 +137,7 @@ test('WINCH stops all workers and keeps the master; TTIN brings one back', async
   t.pass();
 });
 
-test('max_requests recycles a worker, its replacement starting first', async (t) => {
+test.serial('max_requests recycles a worker, its replacement starting first', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '--max-requests', '5', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -149,7 +149,7 @@ test('max_requests recycles a worker, its replacement starting first', async (t)
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test('max_worker_memory replaces a worker whose RSS grows past the bound', async (t) => {
+test.serial('max_worker_memory replaces a worker whose RSS grows past the bound', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '--max-worker-memory', '150', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
@@ -160,7 +160,7 @@ test('max_worker_memory replaces a worker whose RSS grows past the bound', async
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test('HUP re-reads an edited JS config file, and nworkers_changed sees the new count', async (t) => {
+test.serial('HUP re-reads an edited JS config file, and nworkers_changed sees the new count', async (t) => {
   const dir = tempDir();
   const conf = join(dir, 'conf.mjs');
   const mark = join(dir, 'changed.txt');

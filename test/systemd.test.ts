@@ -11,7 +11,7 @@ function listenersOn(port: number): number {
     .filter((l) => { const c = l.trim().split(/\s+/); return c[3] === '0A' && c[1]?.endsWith(`:${hex}`); }).length;
 }
 
-test('systemd-socket-activate with two named sockets: serves both ports with 2 workers and binds nothing', async (t) => {
+test.serial('systemd-socket-activate with two named sockets: serves both ports with 2 workers and binds nothing', async (t) => {
   const [p1, p2] = [await freePort(), await freePort()];
   const d = start(t, ['-w', '2', '-b', '127.0.0.1:1', fixture('app.mjs')], {
     prefix: ['systemd-socket-activate', '-l', `127.0.0.1:${p1}`, '-l', `127.0.0.1:${p2}`, '--fdname=web:admin'],
@@ -32,7 +32,7 @@ test('systemd-socket-activate with two named sockets: serves both ports with 2 w
   }
 });
 
-test('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING/READY on HUP, STOPPING on TERM, only from the master', async (t) => {
+test.serial('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING/READY on HUP, STOPPING on TERM, only from the master', async (t) => {
   const ns = new NotifySocket();
   t.teardown(() => ns.close());
   await ns.ready();
@@ -70,7 +70,7 @@ test('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING/READY 
   t.deepEqual([...senders], [d.pid], 'every datagram came from the master');
 });
 
-test('a master whose workers are all stuck stops pinging the watchdog', async (t) => {
+test.serial('a master whose workers are all stuck stops pinging the watchdog', async (t) => {
   const ns = new NotifySocket();
   t.teardown(() => ns.close());
   await ns.ready();
@@ -91,7 +91,7 @@ test('a master whose workers are all stuck stops pinging the watchdog', async (t
   await Promise.all(hung);
 });
 
-test('with JOURNAL_STREAM naming stderr, log lines carry <N> priorities and no timestamp', async (t) => {
+test.serial('with JOURNAL_STREAM naming stderr, log lines carry <N> priorities and no timestamp', async (t) => {
   const file = join(tempDir(), 'stderr.log');
   const fd = openSync(file, 'w');
   const st = fstatSync(fd);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { alive, fixture, freePort, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
 import { Load } from './helpers/load.js';
 
-test('two HUPs, a TTIN and a TTOU under a 20-connection keep-alive load fail zero requests', async (t) => {
+test.serial('two HUPs, a TTIN and a TTOU under a 20-connection keep-alive load fail zero requests', async (t) => {
   const dir = tempDir();
   const app = join(dir, 'app.mjs');
   copyFileSync(fixture('app.mjs'), app);

@@ -35,7 +35,7 @@ export async function freePort(): Promise<number> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 15000): Promise<void> {
+export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -122,7 +122,7 @@ export class Daemon {
     return childrenOf(this.pid).filter((pid) => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid)));
   }
 
-  async waitForLog(re: RegExp, timeoutMs = 15000): Promise<RegExpMatchArray> {
+  async waitForLog(re: RegExp, timeoutMs = 30000): Promise<RegExpMatchArray> {
     let m: RegExpMatchArray | null = null;
     await waitUntil(`log ${re} (output so far:\n${this.output})`, () => {
       m = re.exec(this.output);
@@ -133,11 +133,11 @@ export class Daemon {
   }
 
   /** Waits until `n` workers have reported ready since the log position `from`. */
-  async waitReady(timeoutMs = 15000): Promise<void> {
+  async waitReady(timeoutMs = 60000): Promise<void> {
     await this.waitForLog(/Ready: \d+ worker/, timeoutMs);
   }
 
-  async waitWorkers(n: number, timeoutMs = 15000): Promise<number[]> {
+  async waitWorkers(n: number, timeoutMs = 30000): Promise<number[]> {
     await waitUntil(`${n} workers (have ${this.workers().length})`, () => this.workers().length === n, timeoutMs);
     return this.workers();
   }
