@@ -110,12 +110,14 @@ else
     fi
     log "building in $ROOT ($SUITE's nodejs $(chroot "$ROOT" node -v))"
     rc=0
-    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --register=no --keep-unit --pipe \
+    cgname="tsg-build-$$"
+    ( tsg_nspawn_exec "$cgname" --quiet --register=no --keep-unit --pipe \
         --volatile=overlay -D "$ROOT" \
         --bind="$WORK:/work" --bind="$TSG_CACHE/npm-cache:/var/cache/npm" \
         -E HOME=/root -E npm_config_cache=/var/cache/npm -E LC_ALL=C.UTF-8 \
         -E DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-}" "${npm_args[@]+"${npm_args[@]}"}" \
-        /bin/bash -c "$BUILD_SCRIPT" build /work/tsgunicorn </dev/null >&2 || rc=$?
+        /bin/bash -c "$BUILD_SCRIPT" build /work/tsgunicorn </dev/null >&2 ) || rc=$?
+    tsg_cgroup_remove "$cgname"
 fi
 
 shopt -s nullglob

@@ -24,6 +24,37 @@ tsg_root_packages() {
 
 tsg_log() { printf '[trixie-root %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# tsg_cgroup_dir NAME: a cgroup (v2) of our own for one systemd-nspawn, below the caller's, or
+# nothing where there is none to be had. Run without a host systemd (--keep-unit
+# --register=no), nspawn puts its container in "payload" below its own cgroup: two nspawns
+# started from the same cgroup would share it (and two booted systemds would fight over it).
+tsg_cgroup_dir() {
+    local mnt cur
+    mnt=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -n 1)
+    cur=$(sed -n 's/^0:://p' /proc/self/cgroup)
+    [ -n "$mnt" ] && [ -n "$cur" ] && [ -d "$mnt$cur" ] || return 0
+    printf '%s/%s\n' "$mnt${cur%/}" "$1"
+}
+
+# tsg_cgroup_remove NAME: removes that cgroup (and the empty ones nspawn left in it).
+tsg_cgroup_remove() {
+    local cg
+    cg=$(tsg_cgroup_dir "$1")
+    [ -n "$cg" ] && [ -d "$cg" ] || return 0
+    find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+}
+
+# tsg_nspawn_exec NAME ARGS...: becomes `systemd-nspawn ARGS...` in the cgroup
+# tsg_cgroup_dir NAME (when it can be made; tsg_cgroup_remove it once nspawn has exited).
+tsg_nspawn_exec() {
+    local cg
+    cg=$(tsg_cgroup_dir "$1"); shift
+    if [ -n "$cg" ] && mkdir -p "$cg" 2>/dev/null; then
+        echo "${BASHPID:-$$}" >"$cg/cgroup.procs" 2>/dev/null || rmdir "$cg" 2>/dev/null || true
+    fi
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 exec systemd-nspawn "$@"
+}
+
 ensure_root() {
     local kind="$1" packages root marker want
     packages="$(tsg_root_packages "$kind")" || { tsg_log "unknown root kind '$kind'"; return 1; }
@@ -55,10 +86,13 @@ ensure_root() {
         fi
         tsg_log "apt-get install in $root: $packages"
         # shellcheck disable=SC2086
-        if ! SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn --quiet --register=no --keep-unit --pipe \
+        local cgname="tsg-root-$kind-$$" rc=0
+        ( tsg_nspawn_exec "$cgname" --quiet --register=no --keep-unit --pipe \
             -D "$tmp" -E DEBIAN_FRONTEND=noninteractive /bin/sh -c \
             "apt-get -o Acquire::Retries=3 update -q && apt-get -o Acquire::Retries=3 install -y -q --no-install-recommends $packages && apt-get clean" \
-            </dev/null >"$TSG_CACHE/apt-$kind.log" 2>&1; then
+            </dev/null >"$TSG_CACHE/apt-$kind.log" 2>&1 ) || rc=$?
+        tsg_cgroup_remove "$cgname"
+        if [ "$rc" -ne 0 ]; then
             tail -n 20 "$TSG_CACHE/apt-$kind.log" >&2
             tsg_log "apt-get failed (log: $TSG_CACHE/apt-$kind.log)"
             exit 1

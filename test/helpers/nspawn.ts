@@ -5,7 +5,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, sleep, waitUntil } from './daemon.js';
 
@@ -64,6 +64,17 @@ function buildKey(version: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** Forgets packages built more than three days ago. */
+function pruneDebCache(dir: string): void {
+  if (!existsSync(dir)) return;
+  const old = Date.now() - 3 * 24 * 3600_000;
+  for (const entry of readdirSync(dir)) {
+    try {
+      if (statSync(join(dir, entry)).mtimeMs < old) rmSync(join(dir, entry), { recursive: true, force: true });
+    } catch { /* raced with another run */ }
+  }
+}
+
 export interface BuiltDeb {
   readonly deb: string;
   readonly lintian: string;
@@ -80,6 +91,7 @@ export async function buildDeb(version: string | null, timeoutMs: number): Promi
   const ensure = await run('bash', ['-c', `. packaging/trixie-root.sh && ensure_root build`], { timeoutMs });
   if (ensure.code !== 0) throw new Error(`could not make the ${SUITE} build root:\n${ensure.stderr}`);
   const key = buildKey(version ?? '');
+  pruneDebCache(join(CACHE, 'debs'));
   const out = join(CACHE, 'debs', key);
   const done = join(out, 'ok');
   const pick = (): string => {
@@ -88,6 +100,8 @@ export async function buildDeb(version: string | null, timeoutMs: number): Promi
     return join(out, debs[0]!);
   };
   if (existsSync(done)) {
+    const now = new Date();
+    utimesSync(out, now, now);
     return { deb: pick(), lintian: readFileSync(join(out, 'lintian.txt'), 'utf8'), cached: true, log: readFileSync(done, 'utf8') };
   }
   rmSync(out, { recursive: true, force: true });
@@ -126,8 +140,10 @@ export class Container {
       ...Object.entries(binds).map(([host, inside]) => `--bind-ro=${host}:${inside}`),
     ];
     const log = openSync(c.logFile, 'a');
-    c.nspawn = spawn('systemd-nspawn', args, {
-      env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' },
+    // in a cgroup of its own (see tsg_nspawn_exec in packaging/trixie-root.sh)
+    c.nspawn = spawn('bash', ['-c', '. packaging/trixie-root.sh && tsg_nspawn_exec "$0" "$@"', c.name, ...args], {
+      cwd: ROOT,
+      env: process.env,
       stdio: ['ignore', log, log],
     });
     const nspawnPid = c.nspawn.pid!;
@@ -210,6 +226,8 @@ export class Container {
       clearTimeout(timer);
     }
     rmSync(this.workDir, { recursive: true, force: true });
+    // the (now empty) cgroups nspawn and the container's systemd left
+    spawnSync('bash', ['-c', `. packaging/trixie-root.sh && tsg_cgroup_remove ${this.name}`], { cwd: ROOT });
   }
 
   /** Kills the container at once: its init (which ends its PID namespace) and nspawn. */
