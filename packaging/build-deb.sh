@@ -123,8 +123,10 @@ fi
 shopt -s nullglob
 built=("$WORK"/tsgunicorn_*.deb)
 [ "${#built[@]}" -gt 0 ] || die "no .deb was built (exit status $rc)"
-rm -f "$OUT"/tsgunicorn_*
+rm -f "$OUT"/tsgunicorn_* "$OUT"/tsgunicorn-dbgsym_*
 cp "$WORK"/tsgunicorn_*.deb "$WORK"/tsgunicorn_*.buildinfo "$WORK"/tsgunicorn_*.changes "$OUT"/
+dbgsym=("$WORK"/tsgunicorn-dbgsym_*.deb)
+[ "${#dbgsym[@]}" -gt 0 ] && cp "${dbgsym[@]}" "$OUT"/
 cp "$WORK/lintian.txt" "$OUT/lintian.txt" 2>/dev/null || true
 [ "$rc" -eq 0 ] || die "build or lintian failed (exit status $rc); lintian: $OUT/lintian.txt"
 for deb in "$OUT"/tsgunicorn_*.deb; do printf '%s\n' "$deb"; done
