@@ -105,7 +105,7 @@ test.serial('with JOURNAL_STREAM naming stderr, log lines carry <N> priorities a
   t.is((await get(`http://127.0.0.1:${port}/throw`)).status, 500);
   d.signal('SIGTTOU'); // at the minimum already: logs nothing; then a warning-level event:
   process.kill(d.workers()[0]!, 'SIGKILL');
-  await waitUntil('error and warning lines', () => /^<3>/m.test(readFileSync(file, 'utf8')) && /^<4>/m.test(readFileSync(file, 'utf8')));
+  await waitUntil('error and warning lines', () => /^<3>Error handling/m.test(readFileSync(file, 'utf8')) && /^<4>Worker \d+ exited/m.test(readFileSync(file, 'utf8')));
   const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
   for (const l of lines) t.regex(l, /^<[0-7]>/, l);
   t.true(lines.some((l) => /^<6>Starting tsgunicorn/.test(l)));
