@@ -68,7 +68,7 @@ test.serial('kill -9 of a worker every 500 ms for 10 s under load: the service a
   t.log(`${kills} workers killed; ${r.ok} requests served, ${r.failed} failed (in flight on killed workers)`, r.errors);
   t.true(alive(d.pid), 'master intact');
   t.true(r.ok > 100);
-  t.true(longestGap < 1000, `the service answered throughout (longest pause ${longestGap} ms)`);
+  t.true(longestGap < 2000, `the service answered throughout (longest pause ${longestGap} ms)`);
   t.true(r.failed <= kills * 20, 'only requests in flight on killed workers fail');
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
