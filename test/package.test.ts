@@ -148,7 +148,7 @@ function defineTests(): void {
     t.timeout(3 * MIN);
     fsBefore = await c.sh(SNAPSHOT);
     t.log((await c.sh('node --version; dpkg-query -W nodejs')).trim());
-    const out = await c.sh('dpkg -i /e2e/v1/*.deb 2>&1', { timeoutMs: 2 * MIN });
+    const out = await c.sh(`dpkg -i /e2e/v1/${basename(v1.deb)} 2>&1`, { timeoutMs: 2 * MIN });
     t.regex(out, /Setting up tsgunicorn/);
     t.regex(await c.sh('getent passwd tsgunicorn'), /^tsgunicorn:x:\d+:\d+:.*:\/usr\/sbin\/nologin$/m);
     // a second configure run (dpkg-reconfigure, reinstall) is harmless
@@ -276,7 +276,7 @@ systemctl start ${SOCKET}`, { timeoutMs: MIN });
     const invocation = await c.prop(UNIT, 'InvocationID');
     const load = startLoad();
     await load.more(300, 'before the upgrade');
-    const out = await c.sh('dpkg -i /e2e/v2/*.deb 2>&1', { timeoutMs: 3 * MIN });
+    const out = await c.sh(`dpkg -i /e2e/v2/${basename(v2.deb)} 2>&1`, { timeoutMs: 3 * MIN });
     t.log(out.trim().split('\n').filter((l) => l.startsWith('tsgunicorn:')).join('\n'));
     t.regex(out, /now runs the new version/);
     await load.more(300, 'after the upgrade');

@@ -153,20 +153,27 @@ export class Container {
     const reap = (): void => c.kill();
     process.once('exit', reap);
     c.nspawn.once('exit', () => process.removeListener('exit', reap));
-    await waitUntil('the container to start its init', () => {
-      if (exited) throw new Error(`systemd-nspawn exited:\n${c.console()}`);
-      const kids = childPids(nspawnPid);
-      if (kids.length > 0) c.leader = kids[0]!;
-      return c.leader !== 0;
-    }, timeoutMs);
-    // wait for systemd in the container to finish booting
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = await c.exec(['systemctl', 'is-system-running', '--wait'], { timeoutMs: Math.max(1000, deadline - Date.now()) });
-      const state = r.stdout.trim();
-      if (state === 'running' || state === 'degraded') break;
-      if (Date.now() > deadline) throw new Error(`container did not boot (state '${state}'):\n${c.console()}`);
-      await sleep(250);
+    try {
+      // the container's init: nspawn's child once it runs systemd (before that, nspawn itself
+      // may still be the bash that sets its cgroup up, with short-lived children of its own)
+      await waitUntil('the container to start its init', () => {
+        if (exited) throw new Error(`systemd-nspawn exited:\n${c.console()}`);
+        if (comm(nspawnPid) !== 'systemd-nspawn') return false;
+        c.leader = childPids(nspawnPid).find((pid) => comm(pid) === 'systemd') ?? 0;
+        return c.leader !== 0;
+      }, timeoutMs);
+      // wait for systemd in the container to finish booting
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const r = await c.exec(['systemctl', 'is-system-running', '--wait'], { timeoutMs: Math.max(1000, deadline - Date.now()) });
+        const state = r.stdout.trim();
+        if (state === 'running' || state === 'degraded') break;
+        if (Date.now() > deadline) throw new Error(`container did not boot (state '${state}' ${r.stderr.trim()}):\n${c.console()}`);
+        await sleep(250);
+      }
+    } catch (e) {
+      await c.shutdown();
+      throw e;
     }
     return c;
   }
@@ -235,6 +242,14 @@ export class Container {
     for (const pid of [this.leader, this.nspawn?.pid ?? 0]) {
       if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
+  }
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
   }
 }
 
