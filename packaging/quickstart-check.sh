@@ -2,8 +2,8 @@
 # Checks the README quick start on a fresh Debian 13 (trixie) that has only Debian's own
 # `nodejs` and `npm` (no build tools, no libsystemd-dev), inside systemd-nspawn:
 #
-#   npm ci && npx tsgunicorn -b 127.0.0.1:8000 examples/hello.js   ->  curl answers
-#   npm test                                                      (reported, see below)
+#   npm ci && npx tsgunicorn examples/hello.js   ->  curl 127.0.0.1:8000 answers
+#   npm test                                    (reported, see below)
 #
 # Usage: packaging/quickstart-check.sh      (as root; no arguments)
 # Prints a line per step and ends with PASS or FAIL (exit 0 / 1).
@@ -124,7 +124,10 @@ install)
     exit $rc ;;
 serve)
     port="${QS_PORT:-8000}"
-    (npx tsgunicorn -b "127.0.0.1:$port" examples/hello.js >/tmp/server.log 2>&1 &)
+    # the README's command (default bind 127.0.0.1:8000); -b only if 8000 is taken here
+    bind=(); [ "$port" = 8000 ] || bind=(-b "127.0.0.1:$port")
+    echo "\$ npx tsgunicorn ${bind[*]} examples/hello.js"
+    (npx tsgunicorn "${bind[@]}" examples/hello.js >/tmp/server.log 2>&1 &)
     sleep 3          # the README's wait; then keep trying for a slow (loaded) machine
     body="$(curl -s -m 10 "127.0.0.1:$port")"; rc=$?
     waited=3
@@ -215,7 +218,7 @@ if port_busy "$QS_PORT"; then
     done
     log "port 8000 is in use on this host: using $QS_PORT instead"
 fi
-log "step 2: npx tsgunicorn -b 127.0.0.1:$QS_PORT examples/hello.js; curl"
+log "step 2: npx tsgunicorn examples/hello.js; curl 127.0.0.1:$QS_PORT"
 nspawn serve --setenv=QS_PORT="$QS_PORT" -- serve; rc=$?
 cp "$WORK/serve.log" "$LOGS/"
 sed 's/^/    /' "$WORK/serve.log" | head -30
