@@ -64,7 +64,7 @@ async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boole
   if (inherited.length === 0) return ListenerSet.open(binds, s.reuse_port, s.umask, s.backlog);
   const from = upgrade.length > 0 ? 'the previous master' : 'systemd';
   // After USR2 the sockets are the ones the bind setting made, unless the config changed since.
-  const changed = upgrade.length > 0 ? binds.map((b) => b.text).sort().join(' ') !== upgrade.map((f) => f.name).sort().join(' ') : bindGiven;
+  const changed = bindGiven && (upgrade.length === 0 || binds.map((b) => b.text).sort().join(' ') !== upgrade.map((f) => f.name).sort().join(' '));
   if (changed) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from} (${inherited.map((f) => f.name).join(', ')})`);
   if (s.reuse_port) log.warning(`reuse_port ignored: serving on the sockets passed by ${from}`);
   const adopted = ListenerSet.adopt(inherited.map((f) => adoptFd(f.fd, f.name)));
