@@ -26,6 +26,9 @@ test.serial('process.exit() in the app is a worker death the master repairs', as
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
   const [w] = await d.waitWorkers(1);
+  // A worker that exits on its own within 2 s of starting counts as a failed boot (next test);
+  // this one has been serving for longer.
+  await sleep(2200);
   await get(`http://127.0.0.1:${port}/exit`).catch(() => null);
   await d.waitForLog(new RegExp(`Worker ${w} exited unexpectedly \\(code 7\\)`));
   await waitUntil('replacement', () => d.workers().length === 1 && d.workers()[0] !== w);
