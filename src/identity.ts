@@ -18,6 +18,9 @@ interface PosixAddon {
   getgrnam(group: string | number): { name: string; gid: number };
   getrlimit(resource: 'nofile'): { soft: number | null; hard: number | null };
   setrlimit(resource: 'nofile', limits: { soft?: number | null; hard?: number | null }): void;
+  setuid(uid: number): void;
+  setgid(gid: number): void;
+  initgroups(user: string, gid: number): void;
 }
 
 export function posixAddon(): PosixAddon | null {
