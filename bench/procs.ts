@@ -67,6 +67,18 @@ export function rssMiB(pid: number): number {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in milliseconds (NaN when gone). */
+export function cpuMs(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5) (utime, stime), in clock ticks of 10 ms (CLK_TCK 100 on Linux).
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
 /** One GET with a fresh connection; resolves with the status and X-Worker, or null on error. */
 export function probe(port: number, timeoutMs = 1000): Promise<{ status: number; worker: string } | null> {
   return new Promise((resolve) => {

@@ -75,10 +75,10 @@ function throughput(v: View, r: Results): string {
       const rps = v.samples(app, c, w).map((s) => s.rps);
       const rg = range(rps);
       return [LABELS[c], int(median(rps)), rg ? `${int(rg.min)}–${int(rg.max)}` : '–', ratio(v.pairedRatio(app, c, 'cluster-rr', w)), ratio(v.pairedRatio(app, c, 'raw', w)),
-        num(v.med(app, c, w, (s) => s.p50Ms), 2), num(v.med(app, c, w, (s) => s.p99Ms), 2), int(v.samples(app, c, w).reduce((a, s) => a + s.errors, 0))];
+        num(v.med(app, c, w, (s) => s.p50Ms), 2), num(v.med(app, c, w, (s) => s.p99Ms), 2), num(v.med(app, c, w, (s) => s.cpuUsPerRequest), 1), int(v.samples(app, c, w).reduce((a, s) => a + s.errors, 0))];
     });
     out.push(`**${app === 'hello' ? 'Hello world' : 'JSON'}** (\`bench/apps/${app}.mjs\`), ${w} workers:\n`);
-    out.push(table(['server', 'req/s', 'range', '× cluster RR', '× raw ceiling', 'p50 ms', 'p99 ms', 'errors'], rows), '');
+    out.push(table(['server', 'req/s', 'range', '× cluster RR', '× raw ceiling', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'], rows), '');
   }
   return out.join('\n');
 }
@@ -87,7 +87,9 @@ function scaling(v: View, r: Results): string {
   const ws = [...new Set([...r.meta.settings.scaleWorkers, r.meta.settings.workers])].sort((a, b) => a - b);
   const rows = (['tsg', 'tsg-reuseport', 'cluster-rr', 'cluster-none', 'raw'] as const).map((c) => [LABELS[c], ...ws.map((w) => `${int(v.med('hello', c, w, (s) => s.rps))} (${ratio(v.pairedRatio('hello', c, 'raw', w))})`)]);
   rows.push([LABELS.single, ...ws.map(() => int(v.med('hello', 'single', 0, (s) => s.rps)))]);
-  return table(['hello, req/s (× raw ceiling)', ...ws.map((w) => `${w} worker${w > 1 ? 's' : ''}`)], rows);
+  const head = ws.map((w) => `${w} worker${w > 1 ? 's' : ''}`);
+  const cpu = (['tsg', 'tsg-reuseport', 'cluster-rr', 'cluster-none', 'raw', 'single'] as const).map((c) => [LABELS[c], ...ws.map((w) => num(v.med('hello', c, w, (s) => s.cpuUsPerRequest), 1))]);
+  return `${table(['hello, req/s (× raw ceiling)', ...head], rows)}\n\n${table(['hello, server CPU µs per request', ...head], cpu)}`;
 }
 
 function balance(v: View, r: Results): string {
@@ -140,6 +142,7 @@ function targets(v: View, r: Results): string {
   both('Throughput ≥ 1.0× cluster SCHED_RR (median paired ratio)', (c) => perApp((app) => v.pairedRatio(app, c, 'cluster-rr', w), ratio, (x) => x >= 1.0));
   both('(for reference) ≥ 1.0× cluster SCHED_NONE', (c) => perApp((app) => v.pairedRatio(app, c, 'cluster-none', w), ratio, (x) => x >= 1.0));
   both('Throughput ≥ 0.95× raw SO_REUSEPORT ceiling', (c) => perApp((app) => v.pairedRatio(app, c, 'raw', w), ratio, (x) => x >= 0.95));
+  both('(less noisy) server CPU per request ≤ 1.05× the raw ceiling\'s', (c) => perApp((app) => v.med(app, c, w, (s) => s.cpuUsPerRequest) / v.med(app, 'raw', w, (s) => s.cpuUsPerRequest), ratio, (x) => x <= 1.05));
   both('p99 ≤ cluster SCHED_RR\'s', (c) => {
     const xs = APPS.map((app) => [v.med(app, c, w, (s) => s.p99Ms), v.med(app, 'cluster-rr', w, (s) => s.p99Ms)] as const);
     return [APPS.map((app, i) => `${app} ${num(xs[i]![0], 2)} vs ${num(xs[i]![1], 2)} ms`).join(', '), xs.every(([a, b]) => a <= b)];

@@ -33,6 +33,8 @@ export interface LoadSample {
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly errors: number;
+  /** CPU time the server's processes (master included) used per request during the measured run. */
+  readonly cpuUsPerRequest: number;
   readonly masterRssMiB: number | null;
   readonly workerRssMiB: readonly number[];
   /** Requests each worker answered in the balance run (pid → count, 0 for a worker never seen). */

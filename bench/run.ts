@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { contenders, type Contender, type ContenderId } from './contenders.js';
 import { measureHup, measurePm2Reload, measureUsr2 } from './lifecycle.js';
-import { ROOT, freePort, rssMiB, sleep } from './procs.js';
+import { ROOT, cpuMs, freePort, rssMiB, sleep } from './procs.js';
 import { writeReport } from './report.js';
 import type { AppId, LoadSample, Meta, Results, Settings } from './results.js';
 import { countWorkers, load, wrkVersion } from './wrk.js';
@@ -103,7 +103,10 @@ async function loadCell(c: Cell, s: Settings, round: number): Promise<LoadSample
   try {
     const wrk = { port, connections: s.connections, threads: s.threads };
     await load({ ...wrk, seconds: s.warmupSeconds });
+    const serving = [...(running.master === null ? [] : [running.master]), ...running.workers()];
+    const cpuBefore = serving.map(cpuMs);
     const r = await load({ ...wrk, seconds: c.seconds });
+    const cpu = serving.map(cpuMs).reduce((a, x, i) => a + x - cpuBefore[i]!, 0);
     const workers = running.workers();
     const masterRssMiB = running.master === null ? null : rssMiB(running.master);
     const workerRssMiB = workers.map(rssMiB);
@@ -112,7 +115,7 @@ async function loadCell(c: Cell, s: Settings, round: number): Promise<LoadSample
       balance = Object.fromEntries(workers.map((p) => [String(p), 0]));
       Object.assign(balance, await countWorkers({ ...wrk, seconds: s.balanceSeconds }));
     }
-    return { round, app: c.app, contender: c.contender.id, workers: c.workers, rps: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, errors: r.errors, masterRssMiB, workerRssMiB, balance };
+    return { round, app: c.app, contender: c.contender.id, workers: c.workers, rps: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, errors: r.errors, cpuUsPerRequest: (cpu * 1000) / r.requests, masterRssMiB, workerRssMiB, balance };
   } finally {
     await running.stop();
   }
