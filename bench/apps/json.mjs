@@ -1,4 +1,4 @@
-// The JSON app every contender serves: builds a small document per request (about 1 KB) and
+// The JSON app every contender serves: builds a small document per request (about 700 bytes) and
 // serializes it, like an API endpoint reading a few rows. X-Worker is the pid, as in hello.mjs.
 const worker = String(process.pid);
 let served = 0;
