@@ -2,10 +2,13 @@
 // memory in /proc, and stop exactly the processes it started (by pid, never by name).
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { alive, childrenOf, cmdline } from '../test/helpers/proc.js';
+
+export { alive, childrenOf, cmdline };
 
 /** The repository root (this file runs from dist/bench/). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,40 +24,6 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-function stat(pid: number): { ppid: number; state: string } | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0]!, ppid: Number(f[1]) };
-  } catch {
-    return null;
-  }
-}
-
-/** Alive and not a zombie. */
-export function alive(pid: number): boolean {
-  const s = stat(pid);
-  return s !== null && s.state !== 'Z';
-}
-
-export function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const s = stat(Number(e));
-    if (s && s.ppid === pid && s.state !== 'Z') out.push(Number(e));
-  }
-  return out.sort((a, b) => a - b);
-}
-
-export function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-  } catch {
-    return '';
-  }
 }
 
 /** Resident set size in MiB (VmRSS), or NaN when the process is gone. */

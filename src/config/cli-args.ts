@@ -3,7 +3,7 @@
 // from the command line, TSGUNICORN_CMD_ARGS or a config file reads the same.
 
 import { ConfigError } from '../errors.js';
-import { SETTINGS, SETTINGS_BY_NAME } from './settings.js';
+import { SETTINGS } from './settings.js';
 import type { SettingSpec } from './setting-types.js';
 
 export interface ParsedArgs {
@@ -99,8 +99,4 @@ export function splitShellWords(text: string): string[] {
   if (quote) throw new ConfigError('TSGUNICORN_CMD_ARGS: unterminated quote');
   if (inWord) words.push(word);
   return words;
-}
-
-export function isSetting(name: string): boolean {
-  return SETTINGS_BY_NAME.has(name);
 }

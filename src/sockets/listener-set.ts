@@ -16,7 +16,6 @@ export class ListenerSet {
     private readonly opts: BindOptions,
     /** Slot 0's reuse-port sockets, bound up front so bind errors show at start. */
     first: Listener[],
-    private readonly backlog: number,
   ) {
     if (perSlot.length > 0) this.slots.set(0, first);
   }
@@ -36,12 +35,12 @@ export class ListenerSet {
       for (const l of [...shared, ...first]) l.close();
       throw err;
     }
-    return new ListenerSet(shared, perSlot, { umask, checkInUse: false }, first, backlog);
+    return new ListenerSet(shared, perSlot, { umask, checkInUse: false }, first);
   }
 
   /** Adopts listeners the master was given (systemd socket activation, an upgrading master). */
   static adopt(listeners: readonly Listener[]): ListenerSet {
-    return new ListenerSet(listeners, [], { umask: 0o022, checkInUse: false }, [], 0);
+    return new ListenerSet(listeners, [], { umask: 0o022, checkInUse: false }, []);
   }
 
   /** Descriptors for the worker in `slot`. */
@@ -49,8 +48,9 @@ export class ListenerSet {
     let own = this.slots.get(slot);
     if (!own) {
       own = [];
+      // No early listen() here: a reuse-port socket joins the kernel's group (and gets connections)
+      // only once its worker listens, so nothing is refused while that worker boots.
       for (const addr of this.perSlot) own.push(await bindAddress(addr, this.opts));
-      listenWithoutAccepting(own.map((l) => l.fd), this.backlog);
       this.slots.set(slot, own);
     }
     return [...this.shared, ...own].map((l) => l.fd);

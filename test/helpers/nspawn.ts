@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, sleep, waitUntil } from './daemon.js';
+import { childrenOf } from './proc.js';
 
 export const CACHE = process.env.TSG_CACHE ?? '/var/cache/tsgunicorn-test';
 export const SUITE = process.env.TSG_SUITE ?? 'trixie';
@@ -159,7 +160,7 @@ export class Container {
       await waitUntil('the container to start its init', () => {
         if (exited) throw new Error(`systemd-nspawn exited:\n${c.console()}`);
         if (comm(nspawnPid) !== 'systemd-nspawn') return false;
-        c.leader = childPids(nspawnPid).find((pid) => comm(pid) === 'systemd') ?? 0;
+        c.leader = childrenOf(nspawnPid).find((pid) => comm(pid) === 'systemd') ?? 0;
         return c.leader !== 0;
       }, timeoutMs);
       // wait for systemd in the container to finish booting
@@ -251,21 +252,6 @@ function comm(pid: number): string {
   } catch {
     return '';
   }
-}
-
-function childPids(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid) out.push(Number(entry));
-    } catch {
-      /* gone */
-    }
-  }
-  return out.sort((a, b) => a - b);
 }
 
 export interface NetnsLoadResult {
