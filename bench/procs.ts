@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { alive, childrenOf, cmdline } from '../test/helpers/proc.js';
+import { alive, childrenOf, cmdline, cpuMs } from '../test/helpers/proc.js';
 
-export { alive, childrenOf, cmdline };
+export { alive, childrenOf, cmdline, cpuMs };
 
 /** The repository root (this file runs from dist/bench/). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -31,18 +31,6 @@ export function rssMiB(pid: number): number {
   try {
     const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-/** CPU time (user + system) a process has used so far, in milliseconds (NaN when gone). */
-export function cpuMs(pid: number): number {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // Fields 14 and 15 of stat(5) (utime, stime), in clock ticks of 10 ms (CLK_TCK 100 on Linux).
-    return (Number(f[11]) + Number(f[12])) * 10;
   } catch {
     return NaN;
   }

@@ -2,6 +2,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fixture, freePort, get, runCli, sleep, start, waitUntil, alive } from './helpers/daemon.js';
+import { cpuMs } from './helpers/proc.js';
 import { Load } from './helpers/load.js';
 
 test.serial('an uncaught exception or unhandled rejection is logged with the request and the worker is replaced gracefully', async (t) => {
@@ -127,4 +128,31 @@ test.serial('an unwritable log file (full disk) does not take the server down', 
   t.true(alive(d.pid));
   const check = await runCli(['--version']);
   t.is(check.code, 0);
+});
+
+test.serial('standard output and error closing under the server (EPIPE) neither kills nor spins it', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '--access-logfile', '-', fixture('app.mjs')]);
+  await d.waitReady();
+  // The reader of both pipes goes away, as when `tsgunicorn ... | head` ends.
+  d.proc.stdout!.destroy();
+  d.proc.stderr!.destroy();
+  for (let i = 0; i < 20; i++) t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+  // Things the master and the workers log: a reload, a worker killed and replaced.
+  d.signal('SIGHUP');
+  await sleep(1500);
+  const [victim] = await d.waitWorkers(2);
+  process.kill(victim!, 'SIGKILL');
+  await waitUntil('the killed worker replaced', () => d.workers().length === 2 && !d.workers().includes(victim!));
+  for (let i = 0; i < 20; i++) t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+  // Nobody loops on the failed writes: idle, master and workers use little CPU (a spin uses ~1 s/s).
+  const procs = [d.pid, ...d.workers()];
+  const before = procs.map(cpuMs);
+  await sleep(2000);
+  const used = procs.map((p, i) => cpuMs(p) - before[i]!);
+  t.true(used.every((ms) => ms < 500), `CPU ms over 2 s idle: ${used.join(', ')}`);
+  const workers = d.workers();
+  d.signal('SIGTERM');
+  t.is((await d.exited).code, 0);
+  t.true(workers.every((p) => !alive(p)));
 });

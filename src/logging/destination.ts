@@ -1,9 +1,21 @@
 // A log destination that USR1 can reopen (logrotate moves the file, we open the path anew). `-`
 // means the process's own stdout/stderr. A file that cannot be opened or written falls back to
-// standard error with one warning instead of taking the server down.
+// standard error with one warning instead of taking the server down. When standard output or error
+// is a pipe whose reader went away (EPIPE), lines to it are dropped: a process must neither die of
+// it nor log the write error, which would fail the same way, over and over.
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Writable } from 'node:stream';
+
+/** Standard streams that failed (EPIPE, EBADF): nothing more is written to them. */
+const broken = new WeakSet<NodeJS.WritableStream>();
+const watched = new WeakSet<NodeJS.WritableStream>();
+
+function watch(std: NodeJS.WritableStream): void {
+  if (watched.has(std)) return;
+  watched.add(std);
+  std.on('error', () => broken.add(std));
+}
 
 export class Destination extends Writable {
   private stream: NodeJS.WritableStream;
@@ -14,6 +26,8 @@ export class Destination extends Writable {
     private readonly std: NodeJS.WriteStream,
   ) {
     super({ objectMode: false });
+    watch(std);
+    watch(process.stderr);
     this.stream = this.open();
   }
 
@@ -28,14 +42,14 @@ export class Destination extends Writable {
     file.on('error', (err) => {
       if (this.stream !== file) return;
       this.stream = process.stderr;
-      if (!this.failed) process.stderr.write(`tsgunicorn: cannot write log file ${this.path} (${err.message}); logging to standard error\n`);
+      if (!this.failed && !broken.has(process.stderr)) process.stderr.write(`tsgunicorn: cannot write log file ${this.path} (${err.message}); logging to standard error\n`);
       this.failed = true;
     });
     return file;
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
-    this.stream.write(chunk);
+    if (!broken.has(this.stream)) this.stream.write(chunk);
     done();
   }
 

@@ -1,16 +1,22 @@
-// What /proc says about a process: state, parent, command line. Shared by the tests and the
+// What /proc says about a process: state, parent, CPU time, command line. Shared by the tests and the
 // benchmarks, which both find a master's workers and clean up by pid.
 
 import { readFileSync, readdirSync } from 'node:fs';
 
-function stat(pid: number): { state: string; ppid: number } | null {
+function stat(pid: number): { state: string; ppid: number; cpuMs: number } | null {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0]!, ppid: Number(f[1]) };
+    // Fields 14 and 15 of stat(5) (utime, stime), in clock ticks of 10 ms (CLK_TCK 100 on Linux).
+    return { state: f[0]!, ppid: Number(f[1]), cpuMs: (Number(f[11]) + Number(f[12])) * 10 };
   } catch {
     return null;
   }
+}
+
+/** CPU time (user + system) a process has used so far, in milliseconds (NaN when gone). */
+export function cpuMs(pid: number): number {
+  return stat(pid)?.cpuMs ?? NaN;
 }
 
 /** Is this pid alive (and not a zombie)? */
