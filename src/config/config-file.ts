@@ -5,7 +5,6 @@ import { readFileSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { parse as parseToml } from 'smol-toml';
 import { ConfigError } from '../errors.js';
 import { SETTINGS_BY_NAME } from './settings.js';
 
@@ -21,13 +20,15 @@ function checkKeys(file: string, entries: Iterable<[string, unknown]>): RawSetti
   return out;
 }
 
-function loadToml(file: string): RawSettings {
+async function loadToml(file: string): Promise<RawSettings> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
+  // Workers read JS config files for their hooks only: the TOML parser loads when it is needed.
+  const { parse: parseToml } = await import('smol-toml');
   let doc: Record<string, unknown>;
   try {
     doc = parseToml(text) as Record<string, unknown>;

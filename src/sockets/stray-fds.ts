@@ -3,8 +3,7 @@
 // gets the parent's copy under its old number. Like tableflip's Ready(), a process closes the
 // inherited descriptors nobody claimed, so nothing but the listeners and stdio crosses over.
 
-import { fstatSync, readdirSync } from 'node:fs';
-import { closeFd } from 'node-unix-socket';
+import { closeSync, fstatSync, readdirSync } from 'node:fs';
 
 function inode(fd: number): bigint | null {
   try {
@@ -24,7 +23,7 @@ export function closeStrayCopies(keep: readonly number[]): number {
     if (fd < 3 || keep.includes(fd)) continue;
     const ino = inode(fd);
     if (ino !== null && wanted.has(ino)) {
-      closeFd(fd);
+      closeSync(fd);
       closed++;
     }
   }

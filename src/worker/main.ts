@@ -3,7 +3,6 @@
 
 import { parseAppSpec } from '../app/app-spec.js';
 import { loadApp } from '../app/load-app.js';
-import { loadConfigFile } from '../config/config-file.js';
 import { AppLoadError } from '../errors.js';
 import { runHook, type Hooks } from '../hooks.js';
 import { WORKER_ENV, WORKER_EXIT, type MasterMessage, type WorkerInit, type WorkerMessage } from '../ipc.js';
@@ -39,6 +38,8 @@ function accessWriter(path: string | null, format: string): { write: (e: AccessE
 
 async function workerHooks(): Promise<Partial<Hooks>> {
   if (s.config === null || s.config.endsWith('.toml')) return {};
+  // Loaded only here: most workers have no hooks to read, and start faster without the settings table.
+  const { loadConfigFile } = await import('../config/config-file.js');
   return Object.fromEntries(await loadConfigFile(s.config)) as Partial<Hooks>;
 }
 
@@ -121,7 +122,7 @@ async function main(log: Logger): Promise<void> {
     };
   }
   const maxRequests = s.max_requests > 0 ? s.max_requests + Math.floor(Math.random() * (s.max_requests_jitter + 1)) : 0;
-  const served = createServers(init!.fds.length, {
+  const served = await createServers(init!.fds.length, {
     settings: s,
     app: app.listener,
     log,
