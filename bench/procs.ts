@@ -1,10 +1,11 @@
 // Processes for the bench: start a server command, read what it prints, find its workers and their
 // memory in /proc, and stop exactly the processes it started (by pid, never by name).
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { alive, childrenOf, cmdline, cpuMs } from '../test/helpers/proc.js';
 
@@ -75,6 +76,42 @@ export async function waitUntil(what: string, cond: () => boolean, timeoutMs = 3
  * their own sessions, and a USR2 master outlives the one that started it): descendants are
  * sampled every 50 ms and remembered, so stop() can kill them all by pid.
  */
+/**
+ * Environment the servers do not get. NODE_EXTRA_CA_CERTS (set on some build machines, this one
+ * included) makes every Node process read and parse the CA bundle at start: ~70 ms each here,
+ * which would be most of a start-to-ready time and says nothing about the servers.
+ */
+export const UNSET_FOR_SERVERS = ['WEB_CONCURRENCY', 'TSGUNICORN_CMD_ARGS', 'NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'] as const;
+
+/** CPUs every server process started from now on runs on (`taskset -c`); null: this process's. */
+let serverCpus: string | null = null;
+
+export interface Placement {
+  /** This process, wrk and the HUP/USR2 load. */
+  readonly load: string;
+  /** The servers while they are under load. */
+  readonly servers: string;
+  /** Every CPU: the servers while their start is timed (no load runs then). */
+  readonly all: string;
+}
+
+/**
+ * Puts this process (and so wrk and the HUP/USR2 load, which it starts) on CPU 0 and lets the
+ * servers be started on the others, so the load generator never takes a core from the server
+ * under test and each contender gets the same CPUs. Null on a single-CPU machine.
+ */
+export function placeCpus(): Placement | null {
+  const n = availableParallelism();
+  if (n < 2) return null;
+  execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  return { load: '0', servers: n === 2 ? '1' : `1-${n - 1}`, all: `0-${n - 1}` };
+}
+
+/** The CPUs servers started from now on run on (null: wherever this process may run). */
+export function serversOn(cpus: string | null): void {
+  serverCpus = cpus;
+}
+
 export class Proc {
   readonly child: ChildProcess;
   readonly startedAt = performance.now();
@@ -86,9 +123,9 @@ export class Proc {
 
   constructor(argv: readonly string[], env: NodeJS.ProcessEnv = {}) {
     const clean = { ...process.env };
-    delete clean['WEB_CONCURRENCY'];
-    delete clean['TSGUNICORN_CMD_ARGS'];
-    this.child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const k of UNSET_FOR_SERVERS) delete clean[k];
+    const command = serverCpus === null ? argv : ['taskset', '-c', serverCpus, ...argv];
+    this.child = spawn(command[0]!, command.slice(1), { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const onData = (d: Buffer): void => {
       this.output += d.toString();
       for (const l of this.listeners) l();

@@ -62,6 +62,8 @@ function machine(r: Results): string {
     ['Versions', `Node ${m.versions.node}, npm ${m.versions.npm}, wrk ${m.versions.wrk}, PM2 ${m.versions.pm2}, tsgunicorn ${m.versions.tsgunicorn} at ${m.versions.commit} (src/ changes: ${m.versions.srcChanges})`],
     ['Command', `\`${m.command}\` (\`tsc -p . && node dist/bench/run.js\`), on ${m.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(m.durationS / 60)} min`],
     ['Load', `\`wrk -t${s.threads} -c${s.connections} -d${s.seconds}s --latency\` on 127.0.0.1 (keep-alive), after a ${s.warmupSeconds} s warm-up run on the same server; ${s.scaleSeconds} s runs for the other worker counts; balance from a separate ${s.balanceSeconds} s run counting X-Worker`],
+    ['CPUs', m.placement ? `wrk and the bench's own load on CPU ${m.placement.load}; every server process on CPU ${m.placement.servers} (\`taskset\`), on CPUs ${m.placement.all} while its start is timed (no load then)` : 'not pinned (placement left to the kernel)'],
+    ['Environment', m.unsetEnv ? `servers start without ${m.unsetEnv.join(', ')}` : 'as the bench was started'],
     ['Rounds', `${s.rounds}, every contender once per round, the order rotated each round; figures are medians over rounds`],
     ['Load average', `start ${m.loadavg.start}; rounds ${m.loadavg.rounds.join(' / ')}; end ${m.loadavg.end} (waited ${q.waitedS} s for the 1-minute figure to drop below ${q.threshold}: ${q.reached ? 'reached' : 'NOT reached, ran anyway'})`],
   ]);

@@ -57,6 +57,10 @@ export interface Meta {
   readonly versions: { readonly node: string; readonly npm: string; readonly wrk: string; readonly pm2: string; readonly tsgunicorn: string; readonly commit: string; readonly srcChanges: string };
   readonly loadavg: { start: string; end: string; rounds: string[] };
   readonly quiet: { readonly threshold: number; readonly waitedS: number; readonly reached: boolean };
+  /** CPUs of the load generator and of the servers (absent in runs before placement existed). */
+  readonly placement?: { readonly load: string; readonly servers: string; readonly all: string } | null;
+  /** Environment variables the servers did not get. */
+  readonly unsetEnv?: readonly string[];
   durationS: number;
 }
 

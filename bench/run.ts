@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { contenders, type Contender, type ContenderId } from './contenders.js';
 import { measureHup, measurePm2Reload, measureUsr2 } from './lifecycle.js';
-import { ROOT, cpuMs, freePort, rssMiB, sleep } from './procs.js';
+import { ROOT, UNSET_FOR_SERVERS, cpuMs, freePort, placeCpus, rssMiB, serversOn, sleep } from './procs.js';
 import { writeReport } from './report.js';
 import type { AppId, LoadSample, Meta, Results, Settings } from './results.js';
 import { countWorkers, load, wrkVersion } from './wrk.js';
@@ -66,7 +66,7 @@ function git(args: string[]): string {
   try { return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { return ''; }
 }
 
-async function collectMeta(settings: Settings, quiet: Meta['quiet']): Promise<Meta> {
+async function collectMeta(settings: Settings, quiet: Meta['quiet'], placement: Meta['placement']): Promise<Meta> {
   const pkg = (p: string): string => (JSON.parse(readFileSync(join(ROOT, p), 'utf8')) as { version: string }).version;
   const changed = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
   return {
@@ -85,6 +85,8 @@ async function collectMeta(settings: Settings, quiet: Meta['quiet']): Promise<Me
     },
     loadavg: { start: loadavg(), end: '', rounds: [] },
     quiet,
+    placement,
+    unsetEnv: UNSET_FOR_SERVERS,
     durationS: 0,
   };
 }
@@ -124,8 +126,9 @@ async function loadCell(c: Cell, s: Settings, round: number): Promise<LoadSample
 async function bench(settings: Settings, wait: boolean): Promise<Results> {
   const home = snapshotTsgunicorn();
   const all = contenders(home);
+  const placement = placeCpus();
   const quiet = await waitQuiet(wait);
-  const meta = await collectMeta(settings, quiet);
+  const meta = await collectMeta(settings, quiet, placement);
   const results: Results = { meta, load: [], ready: [], hup: [], usr2: [], pm2Reload: [], failures: [] };
   const t0 = Date.now();
   const s = settings;
@@ -154,6 +157,7 @@ async function bench(settings: Settings, wait: boolean): Promise<Results> {
     for (let round = 0; round < s.rounds; round++) {
       meta.loadavg.rounds.push(loadavg());
       log(`round ${round + 1}/${s.rounds} (load average ${loadavg()})`);
+      serversOn(placement?.servers ?? null);
       for (const c of rotate(cells, round, s.rounds)) {
         const what = `${c.app} ${c.contender.id} -w ${c.workers}`;
         const r = await attempt(what, () => loadCell(c, s, round));
@@ -163,6 +167,7 @@ async function bench(settings: Settings, wait: boolean): Promise<Results> {
         }
         await sleep(300);
       }
+      serversOn(placement?.all ?? null);
       for (const [c, w] of rotate(readyCells, round, s.rounds)) {
         const r = await attempt(`ready ${c.id} -w ${w}`, async () => {
           const st = await c.start(APPS.hello, w, await freePort());
@@ -172,6 +177,7 @@ async function bench(settings: Settings, wait: boolean): Promise<Results> {
         if (r) results.ready.push({ round, contender: c.id, workers: w, readyMs: r.readyMs, firstMs: r.firstMs });
         await sleep(300);
       }
+      serversOn(placement?.servers ?? null);
       const tsg = all.get('tsg')!;
       const hup = await attempt('HUP', () => measureHup(tsg, APPS.hello, s.workers));
       if (hup) { results.hup.push({ ...hup, round }); log(`HUP: serving after ${hup.servingMs.toFixed(0)} ms, old workers gone after ${hup.oldGoneMs.toFixed(0)} ms, ${hup.failed} failed`); }
