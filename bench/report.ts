@@ -58,9 +58,9 @@ function machine(r: Results): string {
   const s = m.settings;
   const q = m.quiet;
   return table(['', ''], [
-    ['Machine', `${m.machine.nproc} CPUs (nproc), ${m.machine.cpu}, Linux ${m.machine.kernel}, ${m.machine.memGiB} GiB RAM`],
+    ['Machine', `${m.machine.nproc} CPUs, ${m.machine.cpu}, Linux ${m.machine.kernel}, ${m.machine.memGiB} GiB RAM`],
     ['Versions', `Node ${m.versions.node}, npm ${m.versions.npm}, wrk ${m.versions.wrk}, PM2 ${m.versions.pm2}, tsgunicorn ${m.versions.tsgunicorn} at ${m.versions.commit} (src/ changes: ${m.versions.srcChanges})`],
-    ['Command', `\`${m.command}\` (\`tsc -p . && node dist/bench/run.js\`), on ${m.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(m.durationS / 60)} min`],
+    ['Command', `\`${m.command}\` (\`tsc -p . && node dist/bench/run.js ...\`), on ${m.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(m.durationS / 60)} min`],
     ['Load', `\`wrk -t${s.threads} -c${s.connections} -d${s.seconds}s --latency\` on 127.0.0.1 (keep-alive), after a ${s.warmupSeconds} s warm-up run on the same server; ${s.scaleSeconds} s runs for the other worker counts; balance from a separate ${s.balanceSeconds} s run counting X-Worker`],
     ['CPUs', m.placement ? `wrk and the bench's own load on CPU ${m.placement.load}; every server process on CPU ${m.placement.servers} (\`taskset\`), on CPUs ${m.placement.all} while its start is timed (no load then)` : 'not pinned (placement left to the kernel)'],
     ['Environment', m.unsetEnv ? `servers start without ${m.unsetEnv.join(', ')}` : 'as the bench was started'],
@@ -154,8 +154,8 @@ function targets(v: View, r: Results): string {
     return [num(b, 2), b <= 1.25];
   });
   both('Master RSS ≤ 60 MiB', (c) => perApp((app) => v.med(app, c, w, (s) => s.masterRssMiB ?? NaN), (x) => `${num(x, 1)} MiB`, (x) => x <= 60));
-  both('Worker RSS within 5 MiB of a bare `http` process (the raw ceiling\'s, same load per process)', (c) => perApp((app) => v.workerRss(app, c, w) - v.workerRss(app, 'raw', w), (x) => `${x >= 0 ? '+' : ''}${num(x, 1)} MiB`, (x) => Math.abs(x) <= 5));
-  both('(for reference) vs the single `http` process', (c) => perApp((app) => v.workerRss(app, c, w) - v.workerRss(app, 'single', w), (x) => `${x >= 0 ? '+' : ''}${num(x, 1)} MiB`, (x) => Math.abs(x) <= 5));
+  both('Worker RSS within 5 MiB of a bare `http` process (the raw ceiling\'s, same load per process)', (c) => perApp((app) => v.workerRss(app, c, w) - v.workerRss(app, 'raw', w), (x) => `${x >= 0 ? '+' : ''}${num(x, 1)} MiB`, (x) => x <= 5));
+  both('(for reference) vs the single `http` process', (c) => perApp((app) => v.workerRss(app, c, w) - v.workerRss(app, 'single', w), (x) => `${x >= 0 ? '+' : ''}${num(x, 1)} MiB`, (x) => x <= 5));
   both('Ready in < 1 s with 8 workers', (c) => {
     const x = v.ready(c, 8);
     return [`${int(x)} ms`, x < 1000];

@@ -9,7 +9,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { contenders, type Contender, type ContenderId } from './contenders.js';
@@ -71,9 +71,10 @@ async function collectMeta(settings: Settings, quiet: Meta['quiet'], placement: 
   const changed = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length;
   return {
     date: new Date().toISOString(),
-    command: 'npm run bench',
+    command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     settings,
-    machine: { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', kernel: release(), memGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10 },
+    // cpus(), not availableParallelism(): this process is pinned to one CPU by now.
+    machine: { nproc: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', kernel: release(), memGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10 },
     versions: {
       node: process.version,
       npm: execFileSync('npm', ['-v'], { encoding: 'utf8' }).trim(),
