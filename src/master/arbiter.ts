@@ -82,9 +82,6 @@ export class Arbiter {
   private readonly control: ControlSocket | null;
   private readonly startedAt = Date.now();
   private metrics: MasterMetrics | null = null;
-  private socketsListening = false;
-  /** The addresses the last booted worker reported. */
-  private servingOn: readonly string[] = [];
   private finish!: (code: number) => void;
   private readonly done = new Promise<number>((resolve) => { this.finish = resolve; });
   /** What hooks receive as `server`: the same shape in the master and in workers. */
@@ -111,7 +108,7 @@ export class Arbiter {
   /** Runs until the master stops; resolves with the exit code. */
   async run(): Promise<number> {
     process.title = `tsgunicorn: master [${this.settings.proc_name}]`;
-    // prom-client loads only where metrics are on (it is ~5 MiB of the master's memory).
+    // prom-client loads only where metrics are on (~11 MiB of memory with its dependencies).
     if (this.settings.metrics_bind !== null) {
       const { MasterMetrics } = await import('./metrics-server.js');
       this.metrics = new MasterMetrics({
@@ -125,9 +122,6 @@ export class Arbiter {
     this.log.info(`Listening at: ${this.listeners.describe()} (${process.pid})`);
     this.log.info(`Using ${this.target} worker(s)`);
     this.status.start();
-    this.listeners.listening.then(
-      () => { this.socketsListening = true; this.checkBooted(); },
-      (err: Error) => this.halt(`${err.message}.`, EXIT.RUNTIME));
     await this.control?.listen().catch((err: Error) => this.log.warning(`control socket ${this.control!.path}: ${err.message}; \`tsgunicorn status\` will not reach this master`));
     // A new master started by USR2 takes the metrics address over once the old one hands off.
     if (!this.opts.oldMaster) await this.listenMetrics();
@@ -284,17 +278,6 @@ export class Arbiter {
     w.child.once('exit', (code, signal) => this.onWorkerExit(w, code, signal));
   }
 
-  /** Ready once `target` workers serve and fresh sockets are all in the listening state. */
-  private checkBooted(): void {
-    if (this.phase !== 'booting' || !this.socketsListening) return;
-    if (this.current().filter((x) => x.state === 'ready').length < this.target) return;
-    this.phase = 'running';
-    this.log.info(`Ready: ${this.target} worker(s) serving on ${this.servingOn.join(', ')}`);
-    if (this.opts.oldMaster) void this.takeOverFrom(this.opts.oldMaster);
-    else this.status.ready();
-    void this.hook('when_ready', this.server);
-  }
-
   private onWorkerMessage(w: WorkerProcess, m: WorkerMessage): void {
     w.lastBeat = Date.now();
     switch (m.t) {
@@ -305,8 +288,13 @@ export class Arbiter {
         if (w.state !== 'booting') break;
         w.state = 'ready';
         this.log.info(`Booted worker with pid: ${w.pid}`);
-        this.servingOn = m.addresses;
-        this.checkBooted();
+        if (this.phase === 'booting' && this.current().filter((x) => x.state === 'ready').length >= this.target) {
+          this.phase = 'running';
+          this.log.info(`Ready: ${this.target} worker(s) serving on ${m.addresses.join(', ')}`);
+          if (this.opts.oldMaster) void this.takeOverFrom(this.opts.oldMaster);
+          else this.status.ready();
+          void this.hook('when_ready', this.server);
+        }
         this.manageWorkers();
         break;
       case 'metrics':

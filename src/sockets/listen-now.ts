@@ -3,10 +3,10 @@
 // must never accept, and libuv accepts as soon as a handle listens in a running event loop; so a
 // short-lived child calls listen() on copies of the descriptors and exits in the same tick,
 // before its event loop ever runs. The listening state belongs to the socket, not the process.
-// The master does not wait for it before starting workers: a Node process takes ~0.1 s to start,
-// and workers that listen first do no harm (listen() on a listening socket only sets the backlog).
+// The child gets an empty environment: NODE_OPTIONS or NODE_EXTRA_CA_CERTS (a CA bundle parsed at
+// start, ~70 ms) would only slow down a process that needs nothing but `net`.
 
-import { spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { ListenError } from '../errors.js';
 
 const SCRIPT = `
@@ -16,20 +16,16 @@ for (let i = 0; i < count; i++) net.createServer().listen({ fd: 3 + i, backlog }
 process.exit(0);
 `;
 
-export function listenWithoutAccepting(fds: readonly number[], backlog: number): Promise<void> {
-  if (fds.length === 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', SCRIPT, String(fds.length), String(backlog)], {
-      stdio: ['ignore', 'ignore', 'pipe', ...fds],
-      timeout: 10000,
-    });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('error', (err) => reject(new ListenError(`cannot listen: ${err.message}`)));
-    child.on('close', (code, signal) => {
-      if (code === 0) return resolve();
-      const why = /Error: (.*)/.exec(stderr)?.[1] ?? (signal ? `killed by ${signal}` : `exit ${code}`);
-      reject(new ListenError(`cannot listen: ${why.includes('EADDRINUSE') ? 'address in use' : why}`));
-    });
+export function listenWithoutAccepting(fds: readonly number[], backlog: number): void {
+  if (fds.length === 0) return;
+  const r = spawnSync(process.execPath, ['-e', SCRIPT, String(fds.length), String(backlog)], {
+    stdio: ['ignore', 'ignore', 'pipe', ...fds],
+    env: {},
+    encoding: 'utf8',
+    timeout: 10000,
   });
+  if (r.status !== 0) {
+    const why = /Error: (.*)/.exec(r.stderr ?? '')?.[1] ?? r.error?.message ?? `exit ${r.status}`;
+    throw new ListenError(`cannot listen: ${why.includes('EADDRINUSE') ? 'address in use' : why}`);
+  }
 }

@@ -9,8 +9,6 @@ import { bindAddress, type BindOptions, type Listener } from './listeners.js';
 
 export class ListenerSet {
   private readonly slots = new Map<number, Listener[]>();
-  /** Settles once fresh sockets are in the listening state (at once for adopted ones). */
-  listening: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly shared: readonly Listener[],
@@ -32,14 +30,12 @@ export class ListenerSet {
         const l = await bindAddress(addr, opts);
         if (reusePort && addr.kind === 'tcp') { perSlot.push(addr); first.push(l); } else shared.push(l);
       }
+      listenWithoutAccepting([...shared, ...first].filter((l) => l.kind !== 'fd').map((l) => l.fd), backlog);
     } catch (err) {
       for (const l of [...shared, ...first]) l.close();
       throw err;
     }
-    const set = new ListenerSet(shared, perSlot, { umask, checkInUse: false }, first);
-    set.listening = listenWithoutAccepting([...shared, ...first].filter((l) => l.kind !== 'fd').map((l) => l.fd), backlog);
-    set.listening.catch(() => { /* the master halts on it once it runs (Arbiter#run) */ });
-    return set;
+    return new ListenerSet(shared, perSlot, { umask, checkInUse: false }, first);
   }
 
   /** Adopts listeners the master was given (systemd socket activation, an upgrading master). */
