@@ -29,7 +29,6 @@ export interface Running {
   workers(): number[];
   /** What the server printed (tsgunicorn's log). */
   output(): string;
-  readonly proc: Proc | null;
   /** PM2 only: runs `pm2 ARGS` against this instance's daemon. */
   readonly pm2?: (args: string[]) => Promise<string>;
   stop(): Promise<void>;
@@ -65,7 +64,7 @@ async function timed(procs: Proc[], port: number, ready: () => Promise<number>, 
 }
 
 function fromProc(p: Proc, master: number | null, workers: () => number[]): Running {
-  return { master, workers, output: () => p.output, proc: p, stop: () => p.stop() };
+  return { master, workers, output: () => p.output, stop: () => p.stop() };
 }
 
 /** tsgunicorn from `home` (a snapshot of bin/ and dist/src/, so rebuilds during a run do not matter). */
@@ -111,7 +110,6 @@ const raw: Contender = {
       master: null,
       workers: () => procs.map((p) => p.pid),
       output: () => procs.map((p) => p.output).join(''),
-      proc: null,
       stop: async () => { await Promise.all(procs.map((p) => p.stop())); },
     };
     return timed(procs, port, async () => Math.max(...await Promise.all(procs.map((p) => p.waitFor(/^ready \d+$/m)))), running);
@@ -138,7 +136,6 @@ const pm2: Contender = {
       get master() { return god || null; },
       workers: () => (god ? childrenOf(god) : []),
       output: () => p.output,
-      proc: null,
       pm2: (args) => pm2Command(env, args),
       stop: async () => {
         await pm2Command(env, ['kill']).catch(() => undefined);

@@ -3,7 +3,7 @@
 // and `pm2 reload` for comparison. The load counts failed requests as it goes.
 
 import { Agent, request } from 'node:http';
-import type { Contender } from './contenders.js';
+import type { Contender, Running } from './contenders.js';
 import { alive, freePort, waitUntil } from './procs.js';
 
 /** `connections` keep-alive clients sending requests back to back. */
@@ -50,19 +50,11 @@ export class Poller {
   }
 }
 
-export interface HupResult {
-  /** HUP → the master logs that the new workers serve. */
+/** A reload (HUP) or an upgrade (USR2), timed from the signal. */
+export interface SignalResult {
+  /** Signal → the new workers (HUP) or the new master (USR2) serving, as the log says. */
   readonly servingMs: number;
-  /** HUP → every old worker has exited. */
-  readonly oldGoneMs: number;
-  readonly failed: number;
-  readonly ok: number;
-}
-
-export interface Usr2Result {
-  /** USR2 → the new master logs that it took over (its workers serve). */
-  readonly servingMs: number;
-  /** USR2 → the old master has exited. */
+  /** Signal → every old worker (HUP) or the old master (USR2) has exited. */
   readonly oldGoneMs: number;
   readonly failed: number;
   readonly ok: number;
@@ -77,43 +69,39 @@ export interface Pm2ReloadResult {
 
 const count = (s: string, re: RegExp): number => (s.match(re) ?? []).length;
 
-export async function measureHup(tsg: Contender, app: string, workers: number): Promise<HupResult> {
+/**
+ * Sends `signal` to a tsgunicorn master under the poller's load and times it until `serving`
+ * appears once more in the log and until the processes `old` returns (taken just before the
+ * signal) have all exited.
+ */
+async function measureSignal(tsg: Contender, app: string, workers: number, signal: 'SIGHUP' | 'SIGUSR2', serving: RegExp, old: (r: Running) => number[]): Promise<SignalResult> {
   const port = await freePort();
   const { running } = await tsg.start(app, workers, port);
   const poller = new Poller(port);
   try {
     await waitUntil('load to start', () => poller.ok > 50);
-    const old = running.workers();
-    const before = count(running.output(), /Reloaded: /g);
+    const leaving = old(running);
+    const before = count(running.output(), serving);
     const t0 = performance.now();
-    process.kill(running.master!, 'SIGHUP');
-    const serving = await waitUntil('HUP: new workers serving', () => count(running.output(), /Reloaded: /g) > before, 30000, 2);
-    const gone = await waitUntil('HUP: old workers gone', () => old.every((p) => !alive(p)), 60000, 2);
+    process.kill(running.master!, signal);
+    const served = await waitUntil(`${signal}: ${serving.source}`, () => count(running.output(), serving) > before, 30000, 2);
+    const gone = await waitUntil(`${signal}: the old processes gone`, () => leaving.every((p) => !alive(p)), 60000, 2);
     await poller.stop();
-    return { servingMs: serving - t0, oldGoneMs: gone - t0, failed: poller.failed, ok: poller.ok };
+    return { servingMs: served - t0, oldGoneMs: gone - t0, failed: poller.failed, ok: poller.ok };
   } finally {
     await poller.stop();
     await running.stop();
   }
 }
 
-export async function measureUsr2(tsg: Contender, app: string, workers: number): Promise<Usr2Result> {
-  const port = await freePort();
-  const { running } = await tsg.start(app, workers, port);
-  const poller = new Poller(port);
-  try {
-    await waitUntil('load to start', () => poller.ok > 50);
-    const p = running.proc!;
-    const t0 = performance.now();
-    process.kill(running.master!, 'SIGUSR2');
-    const serving = await waitUntil('USR2: new master serving', () => /Upgrade complete/.test(p.output), 30000, 2);
-    const gone = await waitUntil('USR2: old master gone', () => p.exited, 60000, 2);
-    await poller.stop();
-    return { servingMs: serving - t0, oldGoneMs: gone - t0, failed: poller.failed, ok: poller.ok };
-  } finally {
-    await poller.stop();
-    await running.stop();
-  }
+/** HUP: the master logs `Reloaded:` once the new workers serve; then the old workers exit. */
+export function measureHup(tsg: Contender, app: string, workers: number): Promise<SignalResult> {
+  return measureSignal(tsg, app, workers, 'SIGHUP', /Reloaded: /g, (r) => r.workers());
+}
+
+/** USR2: the new master logs `Upgrade complete` once it took over; then the old master exits. */
+export function measureUsr2(tsg: Contender, app: string, workers: number): Promise<SignalResult> {
+  return measureSignal(tsg, app, workers, 'SIGUSR2', /Upgrade complete/g, (r) => [r.master!]);
 }
 
 export async function measurePm2Reload(pm2: Contender, app: string, workers: number): Promise<Pm2ReloadResult> {

@@ -4,28 +4,16 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { alive, childrenOf, cmdline, cpuMs } from '../test/helpers/proc.js';
+import { alive, childrenOf, cmdline, cpuMs, freePort } from '../test/helpers/proc.js';
 
-export { alive, childrenOf, cmdline, cpuMs };
+export { alive, childrenOf, cmdline, cpuMs, freePort };
 
 /** The repository root (this file runs from dist/bench/). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resident set size in MiB (VmRSS), or NaN when the process is gone. */
 export function rssMiB(pid: number): number {
@@ -72,11 +60,6 @@ export async function waitUntil(what: string, cond: () => boolean, timeoutMs = 3
 }
 
 /**
- * A command the bench started, with everything it starts in turn (tsgunicorn's workers run in
- * their own sessions, and a USR2 master outlives the one that started it): descendants are
- * sampled every 50 ms and remembered, so stop() can kill them all by pid.
- */
-/**
  * Environment the servers do not get. NODE_EXTRA_CA_CERTS (set on some build machines, this one
  * included) makes every Node process read and parse the CA bundle at start: ~70 ms each here,
  * which would be most of a start-to-ready time and says nothing about the servers.
@@ -112,6 +95,11 @@ export function serversOn(cpus: string | null): void {
   serverCpus = cpus;
 }
 
+/**
+ * A command the bench started, with everything it starts in turn (tsgunicorn's workers run in
+ * their own sessions, and a USR2 master outlives the one that started it): descendants are
+ * sampled every 50 ms and remembered, so stop() can kill them all by pid.
+ */
 export class Proc {
   readonly child: ChildProcess;
   readonly startedAt = performance.now();

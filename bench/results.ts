@@ -2,7 +2,7 @@
 // again without running), and the statistics the report takes from it.
 
 import type { ContenderId } from './contenders.js';
-import type { HupResult, Pm2ReloadResult, Usr2Result } from './lifecycle.js';
+import type { Pm2ReloadResult, SignalResult } from './lifecycle.js';
 import type { Range } from './svg.js';
 
 export type AppId = 'hello' | 'json';
@@ -68,8 +68,8 @@ export interface Results {
   readonly meta: Meta;
   readonly load: LoadSample[];
   readonly ready: ReadySample[];
-  readonly hup: (HupResult & { round: number })[];
-  readonly usr2: (Usr2Result & { round: number })[];
+  readonly hup: (SignalResult & { round: number })[];
+  readonly usr2: (SignalResult & { round: number })[];
   readonly pm2Reload: (Pm2ReloadResult & { round: number })[];
   /** Cells that failed, with why. */
   readonly failures: string[];

@@ -2,7 +2,7 @@ import test from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { alive, cmdline, fixture, freePort, get, start, tempDir } from './helpers/daemon.js';
+import { alive, cmdline, fixture, freePort, get, start, tempDir, waitUntil } from './helpers/daemon.js';
 
 test('serves GET through 2 workers, writes and removes the pidfile, TERM exits 0', async (t) => {
   const port = await freePort();
@@ -130,8 +130,7 @@ test('connections made while the first workers boot wait in the backlog instead 
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('slow-boot.mjs')]);
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
-  const { waitUntil: until } = await import('./helpers/daemon.js');
-  await until('listening', () => readFileSync('/proc/net/tcp', 'utf8').split('\n').some((l) => l.includes(hex) && l.split(/\s+/)[4] === '0A'));
+  await waitUntil('listening', () => readFileSync('/proc/net/tcp', 'utf8').split('\n').some((l) => l.includes(hex) && l.split(/\s+/)[4] === '0A'));
   t.notRegex(d.output, /Booted worker/, 'no worker is up yet');
   const res = await get(`http://127.0.0.1:${port}/`);
   t.is(res.body, 'finally\n');

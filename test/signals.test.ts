@@ -160,24 +160,33 @@ test.serial('max_worker_memory replaces a worker whose RSS grows past the bound'
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
 });
 
-test.serial('HUP re-reads an edited JS config file, and nworkers_changed sees the new count', async (t) => {
-  const dir = tempDir();
-  const conf = join(dir, 'conf.mjs');
-  const mark = join(dir, 'changed.txt');
-  const port = await freePort();
-  const write = (n: number): void => writeFileSync(conf, `import { appendFileSync } from 'node:fs';
+// ES modules are cached by URL and CommonJS ones by path in require.cache: both must be read anew.
+for (const kind of ['mjs', 'cjs'] as const) {
+  test.serial(`HUP re-reads an edited ${kind === 'mjs' ? 'ES module' : 'CommonJS'} config file, and nworkers_changed sees the new count`, async (t) => {
+    const dir = tempDir();
+    const conf = join(dir, `conf.${kind}`);
+    const mark = join(dir, 'changed.txt');
+    const port = await freePort();
+    const hook = `function nworkers_changed(server, now, before) { appendFileSync(${JSON.stringify(mark)}, before + '->' + now + '\\n'); }`;
+    const write = (n: number): void => writeFileSync(conf, kind === 'mjs'
+      ? `import { appendFileSync } from 'node:fs';
 export const workers = ${n};
 export const bind = ['127.0.0.1:${port}'];
-export function nworkers_changed(server, now, before) { appendFileSync(${JSON.stringify(mark)}, before + '->' + now + '\\n'); }
+export ${hook}
+`
+      : `const { appendFileSync } = require('node:fs');
+${hook}
+module.exports = { workers: ${n}, bind: ['127.0.0.1:${port}'], nworkers_changed };
 `);
-  write(1);
-  const d = start(t, ['-c', conf, fixture('app.mjs')]);
-  await d.waitReady();
-  await d.waitWorkers(1);
-  await sleep(50);
-  write(3);
-  d.signal('SIGHUP');
-  await d.waitForLog(/Reloaded: 3 new worker/);
-  await d.waitWorkers(3);
-  t.is(readFileSync(mark, 'utf8'), '1->3\n');
-});
+    write(1);
+    const d = start(t, ['-c', conf, fixture('app.mjs')]);
+    await d.waitReady();
+    await d.waitWorkers(1);
+    await sleep(50);
+    write(3);
+    d.signal('SIGHUP');
+    await d.waitForLog(/Reloaded: 3 new worker/);
+    await d.waitWorkers(3);
+    t.is(readFileSync(mark, 'utf8'), '1->3\n');
+  });
+}

@@ -6,8 +6,6 @@ import { connect, type Socket } from 'node:net';
 import { fixture, freePort, get, sleep, start, waitUntil } from './helpers/daemon.js';
 
 const HEAD = 'GET / HTTP/1.1\r\nHost: x\r\n';
-/** Booting can take long on a loaded machine. */
-const BOOT_MS = 40000;
 
 interface Closed {
   readonly text: string;
@@ -30,7 +28,7 @@ function open(port: number, onConnect: (s: Socket) => void): { socket: Socket; c
 test('a client trickling its headers, and one sending nothing, get 408 after header_timeout and never reach the app', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--header-timeout', '2', fixture('counting-app.mjs')]);
-  await d.waitReady(BOOT_MS);
+  await d.waitReady();
   let drip: NodeJS.Timeout | undefined;
   const trickler = open(port, (s) => {
     s.write(HEAD);
@@ -75,7 +73,7 @@ test('500 slowloris connections do not delay a normal request past 1 s, and head
   const port = await freePort();
   const headerTimeout = 10; // the default
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
-  await d.waitReady(BOOT_MS);
+  await d.waitReady();
   const workers = await d.waitWorkers(2);
   // The same requests without slowloris first: this machine's own latency, to tell the delay apart.
   const quiet = await normalRequests(t, port, 1500);
@@ -145,7 +143,7 @@ function held(port: number): Promise<{ socket: Socket; worker: number | null }> 
 test('worker_connections: past its limit a worker drops new connections at once, does not crash, and serves again when one frees', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--worker-connections', '5', '--keep-alive', '60', fixture('counting-app.mjs')]);
-  await d.waitReady(BOOT_MS);
+  await d.waitReady();
   const [worker] = await d.waitWorkers(1);
   const kept: Socket[] = [];
   t.teardown(() => { for (const s of kept) s.destroy(); });
@@ -176,7 +174,7 @@ test('worker_connections: while one worker is full, the others keep serving', as
   const port = await freePort();
   const limit = 3;
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '--worker-connections', String(limit), '--keep-alive', '60', fixture('counting-app.mjs')]);
-  await d.waitReady(BOOT_MS);
+  await d.waitReady();
   const workers = await d.waitWorkers(2);
   const kept: Socket[] = [];
   t.teardown(() => { for (const s of kept) s.destroy(); });

@@ -9,9 +9,6 @@ import { connect } from 'node:net';
 import { CHUNKED, REFUSED, checkRequest, forbiddenTrailer, type Refusal } from '../src/worker/strict-http.js';
 import { Daemon, fixture, freePort, get } from './helpers/daemon.js';
 
-/** Booting can take long on a loaded machine. */
-const BOOT_MS = 40000;
-
 // ---- the checks, on fake requests --------------------------------------------------------------
 
 function fake(head: { v?: [number, number]; method?: string; url?: string; headers: string[] }): IncomingMessage {
@@ -107,7 +104,7 @@ async function count(): Promise<Count> {
 test.before(async () => {
   port = await freePort();
   daemon = new Daemon(['-w', '1', '-b', `127.0.0.1:${port}`, fixture('counting-app.mjs')]);
-  await daemon.waitReady(BOOT_MS);
+  await daemon.waitReady();
   [worker] = await daemon.waitWorkers(1) as [number];
 });
 
@@ -251,7 +248,7 @@ test('workers stay strict when started with --insecure-http-parser', async (t) =
   const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--node-options=--insecure-http-parser', fixture('counting-app.mjs')],
     { env: { NODE_OPTIONS: '--insecure-http-parser' } });
   t.teardown(() => d.kill());
-  await d.waitReady(BOOT_MS);
+  await d.waitReady();
   for (const bytes of [
     `${POST}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n${CHUNKED_BODY}`,
     `GET / HTTP/1.1\r\n${H}X-A: a\r\n b\r\n\r\n`,
@@ -276,7 +273,7 @@ test('limits: exactly at each limit is served, one past it gets 414/431, and the
   const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--limit-request-line', '200', '--limit-request-fields', '10',
     '--limit-request-field-size', '100', fixture('counting-app.mjs')]);
   t.teardown(() => d.kill());
-  await d.waitReady(BOOT_MS);
+  await d.waitReady();
   const status = async (head: string): Promise<string> => (await raw(p, `${head}\r\nConnection: close\r\n\r\n`)).text.slice(0, 12);
   const calls = async (): Promise<number> => (JSON.parse((await get(`http://127.0.0.1:${p}/__count`)).body) as Count).calls;
   const host = 'Host: x\r\n';
@@ -305,7 +302,7 @@ test('limits: 0 means unlimited (up to Node\'s own header size bound)', async (t
   const d = new Daemon(['-w', '1', '-b', `127.0.0.1:${p}`, '--limit-request-line', '0', '--limit-request-fields', '0',
     '--limit-request-field-size', '0', fixture('counting-app.mjs')]);
   t.teardown(() => d.kill());
-  await d.waitReady(BOOT_MS);
+  await d.waitReady();
   const fields = Array.from({ length: 300 }, (_, i) => `X-F${i}: v`).join('\r\n');
   const answer = await raw(p, `${requestLine(20000)}\r\nHost: x\r\n${fields}\r\nX-Big: ${'b'.repeat(20000)}\r\nConnection: close\r\n\r\n`);
   t.regex(answer.text, /^HTTP\/1\.1 200 /, '20 kB line, 300 fields, a 20 kB field: all within "unlimited"');

@@ -4,7 +4,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,17 +22,6 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'tsg-test-'));
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 30000): Promise<void> {
@@ -44,7 +32,7 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
   }
 }
 
-export { alive, childrenOf, cmdline } from './proc.js';
+export { alive, childrenOf, cmdline, freePort } from './proc.js';
 
 export interface DaemonOptions {
   readonly env?: NodeJS.ProcessEnv;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, sleep, waitUntil } from './daemon.js';
-import { childrenOf } from './proc.js';
+import { childrenOf, comm } from './proc.js';
 
 export const CACHE = process.env.TSG_CACHE ?? '/var/cache/tsgunicorn-test';
 export const SUITE = process.env.TSG_SUITE ?? 'trixie';
@@ -243,14 +243,6 @@ export class Container {
     for (const pid of [this.leader, this.nspawn?.pid ?? 0]) {
       if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
-  }
-}
-
-function comm(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '';
   }
 }
 

@@ -1,7 +1,21 @@
-// What /proc says about a process: state, parent, CPU time, command line. Shared by the tests and the
-// benchmarks, which both find a master's workers and clean up by pid.
+// What the tests and the benchmarks both need about processes: a free port to start a server on,
+// and what /proc says about a process (state, parent, CPU time, name, command line), to find a
+// master's workers and clean up by pid.
 
 import { readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 function stat(pid: number): { state: string; ppid: number; cpuMs: number } | null {
   try {
@@ -34,6 +48,15 @@ export function childrenOf(pid: number): number[] {
     if (s && s.ppid === pid && s.state !== 'Z') out.push(Number(entry));
   }
   return out.sort((a, b) => a - b);
+}
+
+/** The process's name (comm: the executable's, at most 15 characters), or '' when it is gone. */
+export function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 export function cmdline(pid: number): string {
