@@ -2,7 +2,7 @@ import test from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { alive, cmdline, fixture, freePort, get, start, tempDir, waitUntil } from './helpers/daemon.js';
+import { alive, cmdline, fixture, freePort, get, runCli, start, tempDir, waitUntil } from './helpers/daemon.js';
 
 test('serves GET through 2 workers, writes and removes the pidfile, TERM exits 0', async (t) => {
   const port = await freePort();
@@ -86,7 +86,6 @@ test('listens on a unix socket and on IPv6, and cleans up a stale socket file', 
 });
 
 test('tsgunicorn status lists every worker with a pid that exists, as a table and as JSON', async (t) => {
-  const { runCli, alive: isAlive, waitUntil: until } = await import('./helpers/daemon.js');
   const dir = tempDir();
   const pidfile = join(dir, 'master.pid');
   const port = await freePort();
@@ -101,11 +100,11 @@ test('tsgunicorn status lists every worker with a pid that exists, as a table an
   t.is(st.name, 'shop');
   t.deepEqual(st.workers.map((w) => w.pid).sort(), workers.sort());
   for (const w of st.workers) {
-    t.true(isAlive(w.pid));
+    t.true(alive(w.pid));
     t.true(w.rssBytes > 1024 * 1024);
     t.is(w.state, 'ready');
   }
-  await until('request counts reported', async () => {
+  await waitUntil('request counts reported', async () => {
     const r = JSON.parse((await runCli(['status', '--json', '--pid', pidfile])).stdout) as typeof st;
     return r.workers.reduce((n, w) => n + w.requests, 0) === 5;
   });

@@ -133,16 +133,23 @@ export function start(t: ExecutionContext, args: readonly string[], opts: Daemon
   return d;
 }
 
-/** Runs the command to completion (for flags that exit). */
+/**
+ * Runs the command to completion (for flags that exit). One that has not exited after `timeoutMs`
+ * (60 s: a loaded machine can be slow to start Node) is killed and the call fails saying so.
+ */
 export async function runCli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  const timeoutMs = opts.timeoutMs ?? 60000;
+  let timedOut = false;
+  const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
+  // 'close', not 'exit': only then has everything the command wrote been read from its pipes.
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   clearTimeout(timer);
+  if (timedOut) throw new Error(`tsgunicorn ${args.join(' ')} did not exit within ${timeoutMs} ms (output so far: ${JSON.stringify(stdout + stderr)})`);
   return { code, stdout, stderr };
 }
 
