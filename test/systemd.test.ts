@@ -50,6 +50,7 @@ test.serial('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING
   const pings = ns.with('WATCHDOG', '1').filter((m) => m.at >= from);
   t.true(pings.length >= 3, `${pings.length} watchdog pings in 2.5 s`);
 
+  const oldWorkers = d.workers();
   const beforeHup = ns.now();
   d.signal('SIGHUP');
   const reloading = await ns.waitFor('RELOADING', '1', beforeHup);
@@ -60,7 +61,9 @@ test.serial('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING
   t.regex(reReady.fields['STATUS'] ?? '', /last reload/);
   await d.waitForLog(/Reloaded: 2 new worker/);
 
-  const workers = d.workers();
+  // The old workers drain after the reload: reading an exiting process's environ fails (ESRCH).
+  await waitUntil('the old workers gone', () => !oldWorkers.some(alive));
+  const workers = await d.waitWorkers(2);
   for (const w of workers) t.notRegex(readFileSync(`/proc/${w}/environ`, 'utf8'), /(^|\0)(NOTIFY_SOCKET|WATCHDOG_USEC)=/);
   const beforeTerm = ns.now();
   d.signal('SIGTERM');
