@@ -4,8 +4,9 @@
 #   ensure_root systemd   prints the path of a bootable root (systemd, dbus, Debian's nodejs)
 #
 # Roots live in $TSG_CACHE/$TSG_SUITE-<kind> (default /var/cache/tsgunicorn-test/trixie-*) and
-# are made once: debootstrap (or, for the build root, a copy of packaging/quickstart-check.sh's
-# $TSG_SUITE-root when that exists), then `apt-get install` inside with systemd-nspawn. A root
+# are made once: debootstrap of a bare minbase (or, for the build root, a copy of
+# packaging/quickstart-check.sh's $TSG_SUITE-root when that exists), then `apt-get install`
+# inside with systemd-nspawn. A root
 # whose package list changed here is made again. They are never modified after that: builds and
 # boots use them through a throw-away overlay. Delete a directory to force a fresh one.
 
@@ -76,8 +77,11 @@ ensure_root() {
             cp -a "$seed" "$tmp" || exit 1
             rm -f "$tmp/.tsgunicorn-qs-ready"
         else
-            tsg_log "debootstrap $TSG_SUITE into $root (minbase + ${packages// /,})"
-            if ! debootstrap --variant=minbase --include="${packages// /,}" "$TSG_SUITE" "$tmp" "$TSG_MIRROR" \
+            # A bare minbase: debootstrap's own resolver can't install these packages' dependency
+            # trees (--include=npm,lintian leaves npm and libnet-ssleay-perl unconfigured: it ignores
+            # virtual packages such as perl-openssl-abi-3), so apt-get installs them below.
+            tsg_log "debootstrap $TSG_SUITE minbase into $root"
+            if ! debootstrap --variant=minbase "$TSG_SUITE" "$tmp" "$TSG_MIRROR" \
                 >"$TSG_CACHE/debootstrap-$kind.log" 2>&1; then
                 tail -n 20 "$TSG_CACHE/debootstrap-$kind.log" >&2
                 tsg_log "debootstrap failed (log: $TSG_CACHE/debootstrap-$kind.log)"
