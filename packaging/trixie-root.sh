@@ -6,9 +6,9 @@
 # Roots live in $TSG_CACHE/$TSG_SUITE-<kind> (default /var/cache/tsgunicorn-test/trixie-*) and
 # are made once: debootstrap of a bare minbase (or, for the build root, a copy of
 # packaging/quickstart-check.sh's $TSG_SUITE-root when that exists), then `apt-get install`
-# inside with systemd-nspawn. A root
-# whose package list changed here is made again. They are never modified after that: builds and
-# boots use them through a throw-away overlay. Delete a directory to force a fresh one.
+# inside with systemd-nspawn. A root whose package list changed here is made again. They are
+# never modified after that: builds and boots use them through a throw-away overlay. Delete a
+# directory to force a fresh one.
 
 TSG_CACHE="${TSG_CACHE:-/var/cache/tsgunicorn-test}"
 TSG_SUITE="${TSG_SUITE:-trixie}"
