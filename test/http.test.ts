@@ -1,20 +1,5 @@
 import test from 'ava';
-import { connect } from 'node:net';
-import { fixture, freePort, get, start } from './helpers/daemon.js';
-
-/** Sends raw bytes and returns everything the server answers until it closes. */
-function raw(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let out = '';
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => { out += d; });
-    s.on('end', () => resolve(out));
-    s.on('error', (e) => (out ? resolve(out) : reject(e)));
-    s.setTimeout(5000, () => { s.destroy(); resolve(out); });
-    s.write(bytes);
-  });
-}
+import { fixture, freePort, get, rawHttp, start } from './helpers/daemon.js';
 
 test('malformed HTTP gets a 4xx and the worker keeps serving', async (t) => {
   const port = await freePort();
@@ -28,8 +13,8 @@ test('malformed HTTP gets a 4xx and the worker keeps serving', async (t) => {
     'GET /\x01 HTTP/1.1\r\n\r\n',
   ];
   for (const bytes of cases) {
-    const answer = await raw(port, bytes);
-    t.regex(answer, /^HTTP\/1\.[01] 4\d\d /, JSON.stringify(bytes));
+    const answer = await rawHttp(port, bytes);
+    t.regex(answer.text, /^HTTP\/1\.[01] 4\d\d /, JSON.stringify(bytes));
   }
   t.deepEqual(d.workers(), [worker!], 'same worker, not restarted');
   const ok = await get(`http://127.0.0.1:${port}/after`);
@@ -66,7 +51,8 @@ test('keepalive 0 closes every connection after its response', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '--keep-alive', '0', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
-  const answer = await raw(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-  t.regex(answer, /^HTTP\/1\.1 200/);
-  t.regex(answer, /\r\nconnection: close\r\n/i);
+  const answer = await rawHttp(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.regex(answer.text, /^HTTP\/1\.1 200/);
+  t.regex(answer.text, /\r\nconnection: close\r\n/i);
+  t.true(answer.closed, 'the server closed the connection');
 });

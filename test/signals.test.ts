@@ -1,7 +1,7 @@
 import test from 'ava';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, fixture, freePort, get, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
+import { alive, fixture, freePort, get, rawHttp, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
 
 test.serial('TTIN and TTOU change the worker count, never below 1', async (t) => {
   const port = await freePort();
@@ -106,6 +106,25 @@ test.serial('TERM lets in-flight requests finish, then exits 0', async (t) => {
   t.is(res.status, 200);
   t.is(res.body, 'slow done\n');
   t.is((await d.exited).code, 0);
+});
+
+test.serial('HUP marks the response in flight on a keep-alive connection Connection: close, and the old worker closes it after that response', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
+  await d.waitReady();
+  const [old] = await d.waitWorkers(1);
+  const H = 'Host: x\r\n\r\n';
+  // Two requests on one connection: the first answered at once, the second still in the app when the drain starts.
+  const answer = rawHttp(port, `GET /first HTTP/1.1\r\n${H}GET /slow?ms=3000 HTTP/1.1\r\n${H}`);
+  await sleep(300);
+  d.signal('SIGHUP');
+  await d.waitForLog(/Reloaded: 1 new worker/);
+  const { text, closed } = await answer;
+  const [first, second] = text.split(/(?=HTTP\/1\.1 )/);
+  t.regex(first ?? '', /^HTTP\/1\.1 200[\s\S]*\r\nConnection: keep-alive\r\n[\s\S]*hello GET \/first/i);
+  t.regex(second ?? '', /^HTTP\/1\.1 200[\s\S]*\r\nConnection: close\r\n[\s\S]*slow done/i, 'the response in flight closes its connection');
+  t.true(closed, 'the server closed the connection');
+  await waitUntil('the old worker gone', () => !alive(old!));
 });
 
 test.serial('INT stops fast without waiting for in-flight requests', async (t) => {

@@ -5,9 +5,8 @@
 
 import test, { type ExecutionContext } from 'ava';
 import type { IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
 import { CHUNKED, REFUSED, checkRequest, forbiddenTrailer, type Refusal } from '../src/worker/strict-http.js';
-import { Daemon, fixture, freePort, get } from './helpers/daemon.js';
+import { Daemon, fixture, freePort, get, rawHttp as raw } from './helpers/daemon.js';
 
 // ---- the checks, on fake requests --------------------------------------------------------------
 
@@ -63,26 +62,6 @@ test('check: forbidden trailer fields, any case', (t) => {
 
 // ---- against the real daemon --------------------------------------------------------------------
 
-interface Answer {
-  readonly text: string;
-  /** The server closed the connection (rather than the 10 s patience running out). */
-  readonly closed: boolean;
-}
-
-/** Sends raw bytes, returns what the server answers until it closes the connection (or 10 s). */
-function raw(port: number, bytes: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let text = '';
-    let timedOut = false;
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => { text += d; });
-    s.on('close', () => resolve({ text, closed: !timedOut }));
-    s.on('error', (e) => { if (!text) reject(e); });
-    s.setTimeout(10000, () => { timedOut = true; s.destroy(); });
-    s.write(bytes);
-  });
-}
 
 interface Count {
   readonly calls: number;

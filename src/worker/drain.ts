@@ -33,6 +33,14 @@ const CLOSE_WAIT_MS = 500;
 const kUpgraded = Symbol('tsgunicorn.upgradedSockets');
 type Watched = Server & { [kUpgraded]?: Set<Socket> };
 
+const kTracked = Symbol('tsgunicorn.tracked');
+/**
+ * A connection as Node's http.Server keeps it: `_httpMessage` is the response being sent on it
+ * (set when a request is handed to the app, cleared when its response has finished; the ones
+ * pipelined behind it wait in Node's queue). Reading it costs the hot path nothing.
+ */
+type Connection = Socket & { _httpMessage?: ServerResponse | null; [kTracked]?: true };
+
 /** A server's WebSocket close frame (unmasked, RFC 6455 §5.5.1): 1001 going away, with a reason. */
 function goingAway(): Buffer {
   const reason = Buffer.from('server stopping');
@@ -94,8 +102,8 @@ async function closeWebSockets(servers: readonly Server[]): Promise<void> {
 }
 
 export class Drain {
-  /** Responses not finished yet; the hot path adds and removes one entry per request. */
-  readonly inflight = new Set<ServerResponse>();
+  /** Connections that have carried a request, until they close. */
+  private readonly connections = new Set<Socket>();
   /** True once draining: every response from now on closes its connection. */
   closing = false;
   private started = false;
@@ -106,11 +114,33 @@ export class Drain {
     return this.started;
   }
 
+  /**
+   * Called with the connection of every request the app gets: a property check per request, a
+   * Set entry and a 'close' listener per connection (keep-alive requests add nothing).
+   */
+  track(socket: Socket): void {
+    const c = socket as Connection;
+    if (c[kTracked] === true) return;
+    c[kTracked] = true;
+    this.connections.add(socket);
+    socket.once('close', () => this.connections.delete(socket));
+  }
+
+  /** The responses the app has not ended yet, one per connection (pipelined ones wait behind). */
+  inflight(): ServerResponse[] {
+    const out: ServerResponse[] = [];
+    for (const c of this.connections) {
+      const res = (c as Connection)._httpMessage;
+      if (res && !res.writableEnded) out.push(res);
+    }
+    return out;
+  }
+
   /** Starts draining; resolves when every connection has closed or `timeoutMs` elapsed. */
   start(timeoutMs: number): Promise<'drained' | 'timeout'> {
     this.started = true;
     this.closing = true;
-    for (const res of this.inflight) if (!res.headersSent) res.setHeader('Connection', 'close');
+    for (const res of this.inflight()) if (!res.headersSent) res.setHeader('Connection', 'close');
     const closed = this.servers.map((s) => new Promise<void>((done) => {
       if (!s.listening) { done(); return; }
       NetServer.prototype.close.call(s, () => done());

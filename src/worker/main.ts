@@ -91,7 +91,7 @@ async function main(log: Logger): Promise<void> {
   // master replace it (the replacement starts first) instead of dying with requests in flight.
   let failing = false;
   const onFatal = (kind: string, err: unknown): void => {
-    const serving = drain ? [...drain.inflight].map((r) => `${r.req.method} ${r.req.url}`) : [];
+    const serving = drain ? drain.inflight().map((r) => `${r.req.method} ${r.req.url}`) : [];
     const context = serving.length > 0 ? ` while serving ${serving.slice(0, 5).join(', ')}${serving.length > 5 ? ', ...' : ''}` : '';
     log.error(`${kind} in worker ${process.pid}${context}: ${(err as Error)?.stack ?? String(err)}`);
     if (!drain) {

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { request, type IncomingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -171,5 +172,26 @@ export function get(url: string, headers: Record<string, string> = {}): Promise<
     req.on('error', reject);
     req.setTimeout(10000, () => req.destroy(new Error('request timeout')));
     req.end();
+  });
+}
+
+export interface RawAnswer {
+  readonly text: string;
+  /** The server closed the connection (rather than the patience running out). */
+  readonly closed: boolean;
+}
+
+/** Sends raw bytes, returns what the server answers until it closes the connection (or `timeoutMs`). */
+export function rawHttp(port: number, bytes: string, timeoutMs = 10000): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let text = '';
+    let timedOut = false;
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => { text += d; });
+    s.on('close', () => resolve({ text, closed: !timedOut }));
+    s.on('error', (e) => { if (!text) reject(e); });
+    s.setTimeout(timeoutMs, () => { timedOut = true; s.destroy(); });
+    s.write(bytes);
   });
 }
