@@ -63,11 +63,13 @@ async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boole
   const inherited = upgrade.length > 0 ? upgrade : systemdListenFds(process.pid);
   if (inherited.length === 0) return ListenerSet.open(binds, s.reuse_port, s.umask, s.backlog);
   const from = upgrade.length > 0 ? 'the previous master' : 'systemd';
+  const names = [...new Set(inherited.map((f) => f.name))];
   // After USR2 the sockets are the ones the bind setting made, unless the config changed since.
-  const changed = bindGiven && (upgrade.length === 0 || binds.map((b) => b.text).sort().join(' ') !== upgrade.map((f) => f.name).sort().join(' '));
-  if (changed) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from} (${inherited.map((f) => f.name).join(', ')})`);
-  if (s.reuse_port) log.warning(`reuse_port ignored: serving on the sockets passed by ${from}`);
-  const adopted = ListenerSet.adopt(inherited.map((f) => adoptFd(f.fd, f.name)));
+  const changed = bindGiven && (upgrade.length === 0 || binds.map((b) => b.text).sort().join(' ') !== names.sort().join(' '));
+  if (changed) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from} (${names.join(', ')})`);
+  // A previous master's reuse-port sockets stay one per worker; a shared socket cannot be split.
+  if (s.reuse_port && !inherited.some((f) => f.slot !== null)) log.warning(`reuse_port ignored: serving on the sockets passed by ${from}`);
+  const adopted = ListenerSet.adopt(inherited.map((f) => ({ listener: adoptFd(f.fd, f.name), slot: f.slot })), s.reuse_port, s.umask);
   closeStrayCopies(inherited.map((f) => f.fd));
   return adopted;
 }

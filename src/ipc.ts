@@ -15,6 +15,8 @@ export interface WorkerInit {
   readonly settings: WorkerSettings;
   /** Listening descriptors in the worker, from 3 upwards. */
   readonly fds: number[];
+  /** Inode numbers of all the master's listening sockets: copies of them are closed at start. */
+  readonly listenerInodes: string[];
   /** The worker's age: a counter the master increments for each worker it starts. */
   readonly age: number;
   /** Who to run as (resolved by the master), or null to keep the master's identity. */

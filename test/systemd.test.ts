@@ -1,22 +1,15 @@
 import test from 'ava';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, fixture, freePort, get, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
+import { alive, fixture, freePort, get, sleep, start, tcpInodes, tempDir, waitUntil } from './helpers/daemon.js';
 import { NotifySocket } from './helpers/notify-socket.js';
-
-/** Listening TCP sockets on a port, from the kernel's table. */
-function listenersOn(port: number): number {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((f) => readFileSync(f, 'utf8').split('\n').slice(1))
-    .filter((l) => { const c = l.trim().split(/\s+/); return c[3] === '0A' && c[1]?.endsWith(`:${hex}`); }).length;
-}
 
 test.serial('systemd-socket-activate with two named sockets: serves both ports with 2 workers and binds nothing', async (t) => {
   const [p1, p2] = [await freePort(), await freePort()];
   const d = start(t, ['-w', '2', '-b', '127.0.0.1:1', fixture('app.mjs')], {
     prefix: ['systemd-socket-activate', '-l', `127.0.0.1:${p1}`, '-l', `127.0.0.1:${p2}`, '--fdname=web:admin'],
   });
-  await waitUntil('activation socket', () => listenersOn(p1) === 1);
+  await waitUntil('activation socket', () => tcpInodes(p1, 'listen').length === 1);
   const first = await get(`http://127.0.0.1:${p1}/one`); // the first connection starts tsgunicorn
   t.is(first.body, 'hello GET /one\n');
   await d.waitReady();
@@ -24,8 +17,8 @@ test.serial('systemd-socket-activate with two named sockets: serves both ports w
   t.is((await d.waitWorkers(2)).length, 2);
   t.regex(d.output, /Listening at: web \(fd:\/\/3\), admin \(fd:\/\/4\)/);
   t.regex(d.output, /bind 127\.0\.0\.1:1 ignored: serving on the 2 socket\(s\) passed by systemd/);
-  t.is(listenersOn(p1), 1, 'one listening socket on the first port: nothing bound besides systemd\'s');
-  t.is(listenersOn(p2), 1);
+  t.is(tcpInodes(p1, 'listen').length, 1, 'one listening socket on the first port: nothing bound besides systemd\'s');
+  t.is(tcpInodes(p2, 'listen').length, 1);
   for (const w of d.workers()) {
     const env = readFileSync(`/proc/${w}/environ`, 'utf8');
     t.notRegex(env, /(^|\0)LISTEN_(PID|FDS|FDNAMES)=/, 'workers do not see LISTEN_*');

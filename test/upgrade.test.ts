@@ -2,7 +2,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, childrenOf, fixture, freePort, get, runCli, sleep, start, tempDir, waitUntil, type Daemon } from './helpers/daemon.js';
+import { alive, assertOneSocketPerWorker, childrenOf, fixture, freePort, get, runCli, sleep, start, tcpInodes, tempDir, waitUntil, type Daemon } from './helpers/daemon.js';
 import { Load } from './helpers/load.js';
 import { NotifySocket } from './helpers/notify-socket.js';
 
@@ -132,6 +132,35 @@ test.serial('a new master that is not ready within upgrade_timeout is stopped an
   t.is(pidIn(pidfile), d.pid);
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
   t.true(all().includes(d.pid));
+});
+
+test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new master, which binds one more for an extra worker; zero failures', async (t) => {
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const conf = join(dir, 'conf.toml');
+  const port = await freePort();
+  const config = (workers: number): void => writeFileSync(conf, `workers = ${workers}\nreuse_port = true\nbind = ["127.0.0.1:${port}"]\n`);
+  config(2);
+  const d = start(t, ['-c', conf, '-p', pidfile, fixture('app.mjs')]);
+  trackAll(t, pidfile);
+  await d.waitReady();
+  assertOneSocketPerWorker(t, await d.waitWorkers(2), port, 2);
+  const before = tcpInodes(port, 'listen');
+  const load = new Load(`http://127.0.0.1:${port}/`, 10);
+  await waitUntil('load', () => load.served > 200);
+  config(3);
+  d.signal('SIGUSR2');
+  const master = await upgraded(d, pidfile, d.pid);
+  await waitUntil('3 workers of the new master', () => childrenOf(master).length === 3);
+  const served = load.served;
+  await waitUntil('served by the new master', () => load.served > served + 200);
+  const r = await load.stop();
+  t.is(r.failed, 0, JSON.stringify(r.errors));
+  assertOneSocketPerWorker(t, childrenOf(master), port, 3);
+  const after = tcpInodes(port, 'listen');
+  t.true(before.every((i) => after.includes(i)), 'the old master\'s sockets carried over, one per slot');
+  t.regex(d.output, new RegExp(`\\[${master}\\] \\[INFO\\] Listening at: 127\\.0\\.0\\.1:${port} \\(reuse-port\\)`));
+  t.notRegex(d.output, /reuse_port ignored/);
 });
 
 test.serial('ten upgrades in a row under load: zero failures, no leaked processes or descriptors', async (t) => {

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { alive, fixture, freePort, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
 import { Load } from './helpers/load.js';
 
-test.serial('two HUPs, a TTIN and a TTOU under a 20-connection keep-alive load fail zero requests', async (t) => {
+const underLoad = test.macro(async (t, flags: readonly string[]) => {
   const dir = tempDir();
   const app = join(dir, 'app.mjs');
   copyFileSync(fixture('app.mjs'), app);
   const port = await freePort();
-  const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, app]);
+  const d = start(t, ['-w', '2', ...flags, '-b', `127.0.0.1:${port}`, app]);
   await d.waitReady();
   const first = await d.waitWorkers(2);
   const load = new Load(`http://127.0.0.1:${port}/`, 20);
@@ -37,3 +37,6 @@ test.serial('two HUPs, a TTIN and a TTOU under a 20-connection keep-alive load f
   t.is(result.failed, 0, JSON.stringify(result.errors));
   t.true(result.workers.size >= 3, 'requests were served by the old and the new generations');
 });
+
+test.serial('two HUPs, a TTIN and a TTOU under a 20-connection keep-alive load fail zero requests', underLoad, []);
+test.serial('with --reuse-port, two HUPs, a TTIN and a TTOU under a 20-connection keep-alive load fail zero requests', underLoad, ['--reuse-port']);

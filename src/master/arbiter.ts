@@ -236,9 +236,8 @@ export class Arbiter {
     if (starting < this.target && Date.now() >= this.nextSpawnAt) {
       for (let i = starting; i < this.target; i++) void this.spawnWorker();
     } else if (current.length > this.target) {
-      const oldest = current.sort((a, b) => a.age - b.age).slice(0, current.length - this.target);
-      for (const w of oldest) w.drain();
-      this.listeners.closeSlotsFrom(this.target);
+      // The workers in the highest slots go: with reuse_port their sockets go with them.
+      for (const w of current.sort((a, b) => b.slot - a.slot).slice(0, current.length - this.target)) w.drain();
     }
     // Retire old generations and recycled workers once their replacements serve.
     const ready = this.current().filter((w) => w.state === 'ready').length;
@@ -246,6 +245,8 @@ export class Arbiter {
       for (const w of this.workers.values()) if ((w.gen !== this.gen || w.retiring) && w.state !== 'draining') w.drain();
       if (this.reload) this.finishReload();
     }
+    const inUse = new Set([...this.pendingSlots, ...[...this.workers.values()].filter((w) => w.state !== 'draining').map((w) => w.slot)]);
+    this.listeners.closeUnusedSlots(inUse, this.target);
   }
 
   private freeSlot(): number {
@@ -264,7 +265,7 @@ export class Arbiter {
       const fds = await this.listeners.fdsFor(slot);
       await this.hook('pre_fork', this.server, { age });
       if (this.phase === 'stopping') return;
-      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: resolveIdentity(this.settings), fds, age, gen: this.gen, slot });
+      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: resolveIdentity(this.settings), fds, listenerInodes: this.listeners.inodes(), age, gen: this.gen, slot });
     } catch (err) {
       this.log.error(`Cannot start a worker: ${(err as Error).message}`);
       this.nextSpawnAt = Date.now() + 1000;
@@ -451,7 +452,7 @@ export class Arbiter {
     }
     await this.hook('pre_exec', this.server);
     try {
-      this.upgrade = NewMaster.start(this.opts.argv, this.listeners.all, this.settings.upgrade_timeout * 1000, {
+      this.upgrade = NewMaster.start(this.opts.argv, this.listeners.handover(), this.settings.upgrade_timeout * 1000, {
         onTakeover: () => this.handOff(),
         onFailure: (why) => this.upgradeFailed(why),
         onExit: () => this.newMasterExited(),

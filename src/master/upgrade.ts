@@ -6,7 +6,7 @@
 // The old master rolls back when the new one exits or is not ready within upgrade_timeout.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Listener } from '../sockets/listeners.js';
+import type { Handover } from '../sockets/listener-set.js';
 import { LISTEN_FDS_START, UPGRADE_FDS_ENV, encodeUpgradeFds } from '../systemd/listen-fds.js';
 
 const UPGRADE_ENV = 'TSGUNICORN_UPGRADE';
@@ -51,14 +51,14 @@ export class NewMaster {
   }
 
   /** Starts `argv` (this program, re-read from disk) with the listeners at fds 3, 4, ... */
-  static start(argv: readonly string[], listeners: readonly Listener[], timeoutMs: number, events: UpgradeEvents): NewMaster {
+  static start(argv: readonly string[], listeners: readonly Handover[], timeoutMs: number, events: UpgradeEvents): NewMaster {
     const env: NodeJS.ProcessEnv = { ...process.env };
-    env[UPGRADE_FDS_ENV] = encodeUpgradeFds(listeners.map((l, i) => ({ fd: LISTEN_FDS_START + i, name: l.name })));
+    env[UPGRADE_FDS_ENV] = encodeUpgradeFds(listeners.map((h, i) => ({ fd: LISTEN_FDS_START + i, name: h.listener.name, slot: h.slot })));
     env[UPGRADE_ENV] = String(process.pid);
     // The watchdog belongs to whoever is the main process; the new master takes it over unnamed.
     delete env['WATCHDOG_PID'];
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
-      stdio: ['ignore', 'inherit', 'inherit', ...listeners.map((l) => l.fd), 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', ...listeners.map((h) => h.listener.fd), 'ipc'],
       env,
       serialization: 'json',
     });

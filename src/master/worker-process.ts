@@ -35,14 +35,14 @@ export class WorkerProcess {
     this.pid = child.pid!;
   }
 
-  static spawn(opts: { settings: WorkerSettings; identity: Identity | null; fds: number[]; age: number; gen: number; slot: number }): WorkerProcess {
+  static spawn(opts: { settings: WorkerSettings; identity: Identity | null; fds: number[]; listenerInodes: string[]; age: number; gen: number; slot: number }): WorkerProcess {
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of MASTER_ONLY_ENV) delete env[k];
     for (const kv of opts.settings.raw_env) {
       const eq = kv.indexOf('=');
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
-    const init: WorkerInit = { settings: opts.settings, identity: opts.identity, fds: opts.fds.map((_, i) => 3 + i), age: opts.age };
+    const init: WorkerInit = { settings: opts.settings, identity: opts.identity, fds: opts.fds.map((_, i) => 3 + i), listenerInodes: opts.listenerInodes, age: opts.age };
     env[WORKER_ENV] = JSON.stringify(init);
     const child = spawn(process.execPath, [...process.execArgv, ...opts.settings.node_options, WORKER_MAIN], {
       stdio: ['ignore', 'inherit', 'inherit', ...opts.fds, 'ipc'],

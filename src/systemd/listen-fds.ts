@@ -8,6 +8,8 @@ export const UPGRADE_FDS_ENV = 'TSGUNICORN_FDS';
 export interface InheritedFd {
   readonly fd: number;
   readonly name: string;
+  /** The worker slot of a reuse-port socket (upgrades only); null for a shared one. */
+  readonly slot: number | null;
 }
 
 /** Sockets systemd passed to this process; the variables are removed so children never see them. */
@@ -22,6 +24,7 @@ export function systemdListenFds(pid: number, env: NodeJS.ProcessEnv = process.e
   return Array.from({ length: count }, (_, i) => ({
     fd: LISTEN_FDS_START + i,
     name: names[i] || `fd://${LISTEN_FDS_START + i}`,
+    slot: null,
   }));
 }
 
@@ -30,12 +33,12 @@ export function upgradeFds(env: NodeJS.ProcessEnv = process.env): InheritedFd[] 
   const text = env[UPGRADE_FDS_ENV];
   delete env[UPGRADE_FDS_ENV];
   if (!text) return [];
-  return text.split(',').map((pair) => {
-    const colon = pair.indexOf(':');
-    return { fd: Number(pair.slice(0, colon)), name: decodeURIComponent(pair.slice(colon + 1)) };
+  return text.split(',').map((entry) => {
+    const [fd, name, slot] = entry.split(':');
+    return { fd: Number(fd), name: decodeURIComponent(name ?? ''), slot: slot === undefined ? null : Number(slot) };
   });
 }
 
 export function encodeUpgradeFds(fds: readonly InheritedFd[]): string {
-  return fds.map((f) => `${f.fd}:${encodeURIComponent(f.name)}`).join(',');
+  return fds.map((f) => `${f.fd}:${encodeURIComponent(f.name)}${f.slot === null ? '' : `:${f.slot}`}`).join(',');
 }

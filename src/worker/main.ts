@@ -20,7 +20,7 @@ if (!init || !process.send) {
   process.exit(2);
 }
 delete process.env[WORKER_ENV];
-closeStrayCopies(init.fds);
+closeStrayCopies(init.fds, init.listenerInodes);
 const s = init.settings;
 process.title = `tsgunicorn: worker [${s.proc_name}]`;
 const log = createLogger({ errorlog: s.errorlog, loglevel: s.loglevel });

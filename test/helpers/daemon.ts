@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
-import { alive, childrenOf, cmdline } from './proc.js';
+import { alive, childrenOf, cmdline, socketInodes, tcpInodes } from './proc.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'tsgunicorn.js');
@@ -33,7 +33,7 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
   }
 }
 
-export { alive, childrenOf, cmdline, freePort } from './proc.js';
+export { alive, childrenOf, cmdline, freePort, socketInodes, tcpInodes } from './proc.js';
 
 export interface DaemonOptions {
   readonly env?: NodeJS.ProcessEnv;
@@ -160,7 +160,7 @@ export interface Response {
   readonly body: string;
 }
 
-export function get(url: string, headers: Record<string, string> = {}): Promise<Response> {
+export function get(url: string, headers: Record<string, string> = {}, timeoutMs = 10000): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false, headers }, (res) => {
       let body = '';
@@ -170,7 +170,7 @@ export function get(url: string, headers: Record<string, string> = {}): Promise<
       res.on('error', reject);
     });
     req.on('error', reject);
-    req.setTimeout(10000, () => req.destroy(new Error('request timeout')));
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('request timeout')));
     req.end();
   });
 }
@@ -194,4 +194,25 @@ export function rawHttp(port: number, bytes: string, timeoutMs = 10000): Promise
     s.setTimeout(timeoutMs, () => { timedOut = true; s.destroy(); });
     s.write(bytes);
   });
+}
+
+/**
+ * With reuse_port: the port has `n` listening sockets and each of these workers holds exactly one
+ * of them, a different one (no stray copies of the others).
+ */
+export function assertOneSocketPerWorker(t: ExecutionContext, workers: readonly number[], port: number, n: number): void {
+  const listening = tcpInodes(port, 'listen');
+  t.is(listening.length, n, `${n} listening sockets on the port`);
+  const own = workers.map((w) => socketInodes(w).filter((i) => listening.includes(i)));
+  t.deepEqual(own.map((o) => o.length), workers.map(() => 1), 'each worker holds one listening socket');
+  t.is(new Set(own.flat()).size, workers.length, 'no two workers hold the same one');
+}
+
+/** Opens `n` fresh connections one after another; resolves with how many were answered within 2 s. */
+export async function answered(port: number, n = 30): Promise<number> {
+  let ok = 0;
+  for (let i = 0; i < n; i++) {
+    if ((await get(`http://127.0.0.1:${port}/`, {}, 2000).catch(() => null))?.status === 200) ok++;
+  }
+  return ok;
 }

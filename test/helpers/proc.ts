@@ -1,8 +1,8 @@
 // What the tests and the benchmarks both need about processes: a free port to start a server on,
-// and what /proc says about a process (state, parent, CPU time, name, command line), to find a
-// master's workers and clean up by pid.
+// what /proc says about a process (state, parent, CPU time, name, command line, sockets), to find
+// a master's workers and clean up by pid, and the kernel's table of TCP sockets on a port.
 
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
@@ -65,4 +65,28 @@ export function cmdline(pid: number): string {
   } catch {
     return '';
   }
+}
+
+/** Inode numbers of the sockets a process holds. */
+export function socketInodes(pid: number): string[] {
+  const out: string[] = [];
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) out.push(m[1]!);
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* gone */ }
+  return out;
+}
+
+/** TCP sockets whose local port is `port`, in state LISTEN (`0A`) or ESTABLISHED (`01`): their inodes. */
+export function tcpInodes(port: number, state: 'listen' | 'established'): string[] {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const st = state === 'listen' ? '0A' : '01';
+  return ['/proc/net/tcp', '/proc/net/tcp6'].flatMap((f) => readFileSync(f, 'utf8').split('\n').slice(1))
+    .map((l) => l.trim().split(/\s+/))
+    .filter((c) => c[3] === st && c[1]?.endsWith(`:${hex}`))
+    .map((c) => c[9]!);
 }
