@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { alive, childrenOf, cmdline, cpuMs, freePort } from '../test/helpers/proc.js';
+import { alive, childrenOf, cmdline, cpuMs, freePort, socketInodes, tcpInodes } from '../test/helpers/proc.js';
 
 export { alive, childrenOf, cmdline, cpuMs, freePort };
 
@@ -23,6 +23,12 @@ export function rssMiB(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** How many of the established connections to `port` each of `pids` holds (pid → count). */
+export function connectionsPerWorker(port: number, pids: readonly number[]): Record<string, number> {
+  const established = new Set(tcpInodes(port, 'established'));
+  return Object.fromEntries(pids.map((p) => [String(p), socketInodes(p).filter((i) => established.has(i)).length]));
 }
 
 /** One GET with a fresh connection; resolves with the status and X-Worker, or null on error. */

@@ -40,8 +40,9 @@ class View {
     return median(this.samples(app, c, w).filter((s) => refs.has(s.round)).map((s) => s.rps / refs.get(s.round)!));
   }
 
-  balances(c: ContenderId, w: number): number[] {
-    return this.samples('hello', c, w).filter((s) => s.balance).map((s) => imbalance(s.balance!));
+  /** max/min per worker in each round: of the requests answered, or of the connections held. */
+  balances(c: ContenderId, w: number, of: 'balance' | 'connections' = 'balance'): number[] {
+    return this.samples('hello', c, w).flatMap((s) => (s[of] ? [imbalance(s[of])] : []));
   }
 
   workerRss(app: AppId, c: ContenderId, w: number): number {
@@ -96,11 +97,9 @@ function scaling(v: View, r: Results): string {
 
 function balance(v: View, r: Results): string {
   const ws = [...new Set([r.meta.settings.workers, ...r.meta.settings.scaleWorkers])].filter((w) => w > 1).sort((a, b) => a - b);
-  const rows = (['tsg', 'tsg-reuseport', 'cluster-rr', 'cluster-none', 'pm2', 'raw'] as const).map((c) => [LABELS[c], ...ws.map((w) => {
-    const b = v.balances(c, w);
-    return b.length ? `**${num(median(b), 2)}** (${b.map((x) => num(x, 2)).join(', ')})` : '–';
-  })]);
-  return table(['max/min requests per worker', ...ws.map((w) => `${w} workers: median (each round)`)], rows);
+  const cell = (b: number[]): string => (b.length ? `**${num(median(b), 2)}** (${b.map((x) => num(x, 2)).join(', ')})` : '–');
+  const rows = (['tsg', 'tsg-reuseport', 'cluster-rr', 'cluster-none', 'pm2', 'raw'] as const).map((c) => [LABELS[c], ...ws.flatMap((w) => [cell(v.balances(c, w)), cell(v.balances(c, w, 'connections'))])]);
+  return table(['max/min per worker: median (each round)', ...ws.flatMap((w) => [`requests, ${w} workers`, `connections, ${w} workers`])], rows);
 }
 
 function memory(v: View, r: Results): string {
@@ -151,6 +150,10 @@ function targets(v: View, r: Results): string {
   });
   both(`Balance max/min ≤ 1.25 at ${r.meta.settings.connections} connections (${w} workers)`, (c) => {
     const b = median(v.balances(c, w));
+    return [num(b, 2), b <= 1.25];
+  });
+  both('(for reference) connections per worker max/min, same run', (c) => {
+    const b = median(v.balances(c, w, 'connections'));
     return [num(b, 2), b <= 1.25];
   });
   both('Master RSS ≤ 60 MiB', (c) => perApp((app) => v.med(app, c, w, (s) => s.masterRssMiB ?? NaN), (x) => `${num(x, 1)} MiB`, (x) => x <= 60));
@@ -218,6 +221,8 @@ function generated(r: Results, svgs: string[]): string {
     '',
     img('performance-scaling.svg', 'Requests per second by worker count'),
     '### Balance',
+    '',
+    `A separate ${r.meta.settings.balanceSeconds} s wrk run with ${r.meta.settings.connections} fresh keep-alive connections: requests each worker answered (X-Worker), and connections each worker held halfway through (its sockets in /proc). Workers sharing one core answer about equally as long as each has some connections; the connections show how a multi-core machine would split the work. ∞: a worker had none.`,
     '',
     balance(v, r),
     '',

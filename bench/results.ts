@@ -39,6 +39,8 @@ export interface LoadSample {
   readonly workerRssMiB: readonly number[];
   /** Requests each worker answered in the balance run (pid → count, 0 for a worker never seen). */
   readonly balance: Readonly<Record<string, number>> | null;
+  /** Connections each worker held halfway through the balance run (absent in runs before it was counted). */
+  readonly connections?: Readonly<Record<string, number>> | null;
 }
 
 export interface ReadySample {
@@ -75,8 +77,9 @@ export interface Results {
   readonly failures: string[];
 }
 
+/** The median, NaNs left out (Infinity, a worker without requests, counts as the largest value). */
 export function median(xs: readonly number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
   if (v.length === 0) return NaN;
   const m = v.length >> 1;
   return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
@@ -87,7 +90,7 @@ export function range(xs: readonly number[]): Range | null {
   return v.length === 0 ? null : { median: median(v), min: Math.min(...v), max: Math.max(...v) };
 }
 
-/** max/min of the requests per worker (Infinity when a worker served none). */
+/** max/min of the requests (or connections) per worker (Infinity when a worker had none). */
 export function imbalance(b: Readonly<Record<string, number>>): number {
   const v = Object.values(b);
   if (v.length < 2) return 1;

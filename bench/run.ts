@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { contenders, type Contender, type ContenderId } from './contenders.js';
 import { measureHup, measurePm2Reload, measureUsr2 } from './lifecycle.js';
-import { ROOT, UNSET_FOR_SERVERS, cpuMs, freePort, placeCpus, rssMiB, serversOn, sleep } from './procs.js';
+import { ROOT, UNSET_FOR_SERVERS, connectionsPerWorker, cpuMs, freePort, placeCpus, rssMiB, serversOn, sleep } from './procs.js';
 import { writeReport } from './report.js';
 import type { AppId, LoadSample, Meta, Results, Settings } from './results.js';
 import { countWorkers, load, wrkVersion } from './wrk.js';
@@ -114,11 +114,16 @@ async function loadCell(c: Cell, s: Settings, round: number): Promise<LoadSample
     const masterRssMiB = running.master === null ? null : rssMiB(running.master);
     const workerRssMiB = workers.map(rssMiB);
     let balance: Record<string, number> | null = null;
+    let connections: Record<string, number> | null = null;
     if (c.balance) {
       balance = Object.fromEntries(workers.map((p) => [String(p), 0]));
-      Object.assign(balance, await countWorkers({ ...wrk, seconds: s.balanceSeconds }));
+      const counted = countWorkers({ ...wrk, seconds: s.balanceSeconds });
+      // wrk opens its connections at once and keeps them: halfway through, each worker holds its share.
+      await sleep((s.balanceSeconds * 1000) / 2);
+      connections = connectionsPerWorker(port, workers);
+      Object.assign(balance, await counted);
     }
-    return { round, app: c.app, contender: c.contender.id, workers: c.workers, rps: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, errors: r.errors, cpuUsPerRequest: (cpu * 1000) / r.requests, masterRssMiB, workerRssMiB, balance };
+    return { round, app: c.app, contender: c.contender.id, workers: c.workers, rps: r.rps, p50Ms: r.p50Ms, p90Ms: r.p90Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, errors: r.errors, cpuUsPerRequest: (cpu * 1000) / r.requests, masterRssMiB, workerRssMiB, balance, connections };
   } finally {
     await running.stop();
   }
@@ -164,7 +169,7 @@ async function bench(settings: Settings, wait: boolean): Promise<Results> {
         const r = await attempt(what, () => loadCell(c, s, round));
         if (r) {
           results.load.push(r);
-          log(`${what}: ${Math.round(r.rps)} req/s, p99 ${r.p99Ms.toFixed(2)} ms${r.balance ? `, balance ${JSON.stringify(Object.values(r.balance))}` : ''}`);
+          log(`${what}: ${Math.round(r.rps)} req/s, p99 ${r.p99Ms.toFixed(2)} ms${r.balance ? `, balance ${JSON.stringify(Object.values(r.balance))}, connections ${JSON.stringify(Object.values(r.connections ?? {}))}` : ''}`);
         }
         await sleep(300);
       }
