@@ -10,7 +10,7 @@ import { runHook } from '../hooks.js';
 import { WORKER_EXIT, type WorkerMessage, type WorkerSettings } from '../ipc.js';
 import { createLogger, type Logger } from '../logging/logger.js';
 import type { Pidfile } from '../pidfile.js';
-import type { ListenerSet } from '../sockets/listener-set.js';
+import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.js';
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { VERSION } from '../version.js';
 import { checkTls } from '../tls.js';
@@ -66,6 +66,8 @@ export class Arbiter {
   private phase: 'booting' | 'running' | 'stopping' = 'booting';
   private reload: Reload | null = null;
   private bootFailures = 0;
+  /** Said once: closing a reuse-port socket resets what is queued on it (tcp_migrate_req off). */
+  private warnedResets = false;
   /** Slots of workers being started (between manageWorkers and their spawn). */
   private readonly pendingSlots = new Set<number>();
   private nextSpawnAt = 0;
@@ -246,7 +248,11 @@ export class Arbiter {
       if (this.reload) this.finishReload();
     }
     const inUse = new Set([...this.pendingSlots, ...[...this.workers.values()].filter((w) => w.state !== 'draining').map((w) => w.slot)]);
-    this.listeners.closeUnusedSlots(inUse, this.target);
+    if (this.listeners.closeUnusedSlots(inUse, this.target) > 0 && !this.warnedResets && !kernelMigratesQueued()) {
+      this.warnedResets = true;
+      this.log.warning('reuse_port: fewer workers, so their sockets close, and the kernel resets connections still queued on them: '
+        + 'set net.ipv4.tcp_migrate_req = 1 (sysctl.d) to have it hand them to the other workers instead');
+    }
   }
 
   private freeSlot(): number {

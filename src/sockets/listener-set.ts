@@ -5,7 +5,7 @@
 // when no worker is left to take it (fewer workers), and survives USR2: the new master gets each
 // slot's sockets back as its own slots.
 
-import { fstatSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import { parseBind, type BindAddress } from './address.js';
 import { listenWithoutAccepting } from './listen-now.js';
 import { bindAddress, type BindOptions, type Listener } from './listeners.js';
@@ -14,6 +14,19 @@ import { bindAddress, type BindOptions, type Listener } from './listeners.js';
 export interface Handover {
   readonly listener: Listener;
   readonly slot: number | null;
+}
+
+/**
+ * Whether the kernel moves the connections queued on a closing SO_REUSEPORT socket to another
+ * socket of its group (net.ipv4.tcp_migrate_req, Linux 5.14+; off by default). Without it they
+ * are reset.
+ */
+export function kernelMigratesQueued(): boolean {
+  try {
+    return readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
 }
 
 export class ListenerSet {
@@ -84,15 +97,18 @@ export class ListenerSet {
    * Closes the sockets of the slots from `target` up that no worker in `inUse` takes (slot 0 stays,
    * like a shared socket, so connections queue while there are no workers). Called as soon as such
    * a slot's worker starts draining: it stops accepting then, and a socket nobody accepts on must
-   * not keep getting its share of new connections.
+   * not keep getting its share of new connections. Returns how many slots it closed.
    */
-  closeUnusedSlots(inUse: ReadonlySet<number>, target: number): void {
+  closeUnusedSlots(inUse: ReadonlySet<number>, target: number): number {
+    let closed = 0;
     for (const [slot, ls] of this.slots) {
       if (slot > 0 && slot >= target && !inUse.has(slot)) {
         for (const l of ls) l.close();
         this.slots.delete(slot);
+        closed++;
       }
     }
+    return closed;
   }
 
   get all(): Listener[] {
