@@ -114,8 +114,9 @@ test.serial('HUP marks the response in flight on a keep-alive connection Connect
   await d.waitReady();
   const [old] = await d.waitWorkers(1);
   const H = 'Host: x\r\n\r\n';
-  // Two requests on one connection: the first answered at once, the second still in the app when the drain starts.
-  const answer = rawHttp(port, `GET /first HTTP/1.1\r\n${H}GET /slow?ms=3000 HTTP/1.1\r\n${H}`);
+  // Two requests on one connection: the first answered at once, the second still in the app when
+  // the drain starts (8 s leaves a loaded machine time to boot the new worker).
+  const answer = rawHttp(port, `GET /first HTTP/1.1\r\n${H}GET /slow?ms=8000 HTTP/1.1\r\n${H}`, 20000);
   await sleep(300);
   d.signal('SIGHUP');
   await d.waitForLog(/Reloaded: 1 new worker/);

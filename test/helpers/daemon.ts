@@ -208,11 +208,14 @@ export function assertOneSocketPerWorker(t: ExecutionContext, workers: readonly 
   t.is(new Set(own.flat()).size, workers.length, 'no two workers hold the same one');
 }
 
-/** Opens `n` fresh connections one after another; resolves with how many were answered within 2 s. */
+/**
+ * Opens `n` fresh connections one after another; resolves with how many were answered within 5 s
+ * each (one that waits on a socket nobody accepts on never is).
+ */
 export async function answered(port: number, n = 30): Promise<number> {
   let ok = 0;
   for (let i = 0; i < n; i++) {
-    if ((await get(`http://127.0.0.1:${port}/`, {}, 2000).catch(() => null))?.status === 200) ok++;
+    if ((await get(`http://127.0.0.1:${port}/`, {}, 5000).catch(() => null))?.status === 200) ok++;
   }
   return ok;
 }
