@@ -3,12 +3,13 @@
 # `nodejs` and `npm` (no build tools, no libsystemd-dev), inside systemd-nspawn:
 #
 #   npm ci && npx tsgunicorn examples/hello.js   ->  curl 127.0.0.1:8000 answers
-#   npm test                                    (reported, see below)
+#   npm test                                    ->  passes
 #
 # Usage: packaging/quickstart-check.sh      (as root; no arguments)
 # Prints a line per step and ends with PASS or FAIL (exit 0 / 1).
-# The quick start (npm ci, the server answering) decides PASS/FAIL; `npm test` is run and
-# reported too, and only counts when QS_REQUIRE_TESTS=1.
+# `npm test` runs as a user would run it, without CI set: the tests that need what a bare Debian
+# lacks (systemd-socket-activate, the native addons, systemd-nspawn) are skipped and say so
+# (in CI they fail instead). QS_REQUIRE_TESTS=0 reports its result without counting it.
 #
 # The debootstrapped root is cached in $QS_ROOT (default
 # /var/cache/tsgunicorn-test/trixie-root) and never modified: each run works in a
@@ -26,7 +27,7 @@ QS_SUITE="${QS_SUITE:-trixie}"
 QS_MIRROR="${QS_MIRROR:-http://deb.debian.org/debian}"
 QS_ROOT="${QS_ROOT:-/var/cache/tsgunicorn-test/${QS_SUITE}-root}"
 QS_REF="${QS_REF:-HEAD}"
-QS_REQUIRE_TESTS="${QS_REQUIRE_TESTS:-0}"
+QS_REQUIRE_TESTS="${QS_REQUIRE_TESTS:-1}"
 QS_PACKAGES="nodejs,npm,ca-certificates,curl"
 HOST_PACKAGES="debootstrap systemd-container git"
 
@@ -146,6 +147,8 @@ serve)
     fi
     case "$body" in "Hello from tsgunicorn"*) exit 0 ;; *) exit 1 ;; esac ;;
 test)
+    # as a user runs it: tests that need what this machine lacks are skipped, not failed
+    unset CI
     # stop the run 60s after its TAP summary if AVA lingers
     timeout --kill-after=30 1200 npm test -- --tap >/tmp/test.log 2>&1 &
     pid=$!; lingered=0

@@ -15,6 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { waitUntil } from './helpers/daemon.js';
 import { buildDeb, cannotRunReason, Container, type BuiltDeb, type NetnsLoad } from './helpers/nspawn.js';
+import { needing } from './helpers/requirements.js';
 
 const UNIT = 'tsgunicorn@demo.service';
 const SOCKET = 'tsgunicorn@demo.socket';
@@ -52,17 +53,7 @@ function timespanUsec(s: string): number {
   return total;
 }
 
-const reason = cannotRunReason();
-
-if (reason !== null && process.env.CI) {
-  test('Debian package end to end', (t) => {
-    t.fail(`cannot run in CI: ${reason}; .ci/run must run as root with systemd-container installed`);
-  });
-} else if (reason !== null) {
-  test.skip(`Debian package end to end (skipped: ${reason})`, () => {});
-} else {
-  defineTests();
-}
+needing(cannotRunReason(), 'Debian package end to end', defineTests);
 
 function defineTests(): void {
   let v1: BuiltDeb;

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, lstatSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture, freePort, get, runCli, start, tempDir } from './helpers/daemon.js';
+import { lacksUserSwitch, needing } from './helpers/requirements.js';
 
 const isRoot = process.getuid!() === 0;
 
@@ -25,8 +26,8 @@ function publicApp(): string {
   return app;
 }
 
-test('as root, the master binds and workers run as user/group, with supplementary groups under initgroups', async (t) => {
-  if (!isRoot) { t.log('skipped: needs root to switch users'); t.pass(); return; }
+const SWITCH = 'as root, the master binds and workers run as user/group, with supplementary groups under initgroups';
+needing(lacksUserSwitch(), SWITCH, () => test(SWITCH, async (t) => {
   const name = `tsgtest${process.pid}`;
   execFileSync('groupadd', ['--system', `${name}x`]);
   execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', '-G', `${name}x`, name]);
@@ -54,7 +55,7 @@ test('as root, the master binds and workers run as user/group, with supplementar
   const st2 = status(w2!);
   t.is(st2['Gid']!.split(/\s+/)[0], '65534');
   t.is(st2['Groups'], '65534', 'no supplementary groups without initgroups');
-});
+}));
 
 test('unknown users and groups exit 2; running workers as root is warned about', async (t) => {
   const u = await runCli(['-u', 'no-such-user-here', fixture('app.mjs')]);

@@ -3,8 +3,9 @@ import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, fixture, freePort, get, sleep, start, tcpInodes, tempDir, waitUntil } from './helpers/daemon.js';
 import { NotifySocket } from './helpers/notify-socket.js';
+import { lacksNotify, lacksSocketActivate, serialNeeding } from './helpers/requirements.js';
 
-test.serial('systemd-socket-activate with two named sockets: serves both ports with 2 workers and binds nothing', async (t) => {
+serialNeeding(lacksSocketActivate(), 'systemd-socket-activate with two named sockets: serves both ports with 2 workers and binds nothing', async (t) => {
   const [p1, p2] = [await freePort(), await freePort()];
   const d = start(t, ['-w', '2', '-b', '127.0.0.1:1', fixture('app.mjs')], {
     prefix: ['systemd-socket-activate', '-l', `127.0.0.1:${p1}`, '-l', `127.0.0.1:${p2}`, '--fdname=web:admin'],
@@ -25,7 +26,7 @@ test.serial('systemd-socket-activate with two named sockets: serves both ports w
   }
 });
 
-test.serial('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING/READY on HUP, STOPPING on TERM, only from the master', async (t) => {
+serialNeeding(lacksNotify(), 'sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING/READY on HUP, STOPPING on TERM, only from the master', async (t) => {
   const ns = new NotifySocket();
   t.teardown(() => ns.close());
   await ns.ready();
@@ -66,7 +67,7 @@ test.serial('sd_notify: READY=1 once serving, STATUS=, watchdog pings, RELOADING
   t.deepEqual([...senders], [d.pid], 'every datagram came from the master');
 });
 
-test.serial('a master whose workers are all stuck stops pinging the watchdog', async (t) => {
+serialNeeding(lacksNotify(), 'a master whose workers are all stuck stops pinging the watchdog', async (t) => {
   const ns = new NotifySocket();
   t.teardown(() => ns.close());
   await ns.ready();

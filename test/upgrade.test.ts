@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { alive, assertOneSocketPerWorker, childrenOf, fixture, freePort, get, runCli, sleep, start, tcpInodes, tempDir, waitUntil, type Daemon } from './helpers/daemon.js';
 import { Load } from './helpers/load.js';
 import { NotifySocket } from './helpers/notify-socket.js';
+import { lacksNotify, lacksSocketActivate, serialNeeding } from './helpers/requirements.js';
 
 const pidIn = (file: string): number | null => {
   try { return Number(readFileSync(file, 'utf8').trim()) || null; } catch { return null; }
@@ -62,7 +63,7 @@ test.serial('USR2 under keep-alive load: pidfile moves, .oldbin while both run, 
   t.is(childrenOf(newPid).length, 2);
 });
 
-test.serial('MAINPID names the new master, then watchdog pings come from it only', async (t) => {
+serialNeeding(lacksNotify(), 'MAINPID names the new master, then watchdog pings come from it only', async (t) => {
   const ns = new NotifySocket();
   t.teardown(() => ns.close());
   await ns.ready();
@@ -221,7 +222,7 @@ test.serial('a stale pidfile is replaced, also when its pid is now an unrelated 
   t.is(pidIn(pidfile), third.pid, 'a pidfile naming a dead pid is replaced');
 });
 
-test.serial('under systemd-socket-activate with two named sockets, two USR2s keep both ports serving with the same names', async (t) => {
+serialNeeding(lacksSocketActivate(), 'under systemd-socket-activate with two named sockets, two USR2s keep both ports serving with the same names', async (t) => {
   const [p1, p2] = [await freePort(), await freePort()];
   const dir = tempDir();
   const pidfile = join(dir, 'master.pid');

@@ -2,6 +2,7 @@
 // (refusing unknown users, warning loudly about root) and whether the open-file limit lets each
 // worker hold worker_connections connections (raised with setrlimit when it does not).
 
+import { readFileSync } from 'node:fs';
 import type { Settings } from '../config/settings.js';
 import { posixAddon, resolveIdentity, type Identity } from '../identity.js';
 import type { Logger } from '../logging/logger.js';
@@ -17,17 +18,27 @@ export function checkIdentity(s: Settings, log: Logger): Identity | null {
   return id;
 }
 
+/** RLIMIT_NOFILE as /proc shows it (null: unlimited), for when the posix addon is not there. */
+function procFileLimit(): { soft: number | null; hard: number | null } | null {
+  try {
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    const value = (x: string): number | null => (x === 'unlimited' ? null : Number(x));
+    return m ? { soft: value(m[1]!), hard: value(m[2]!) } : null;
+  } catch {
+    return null;
+  }
+}
+
 export function raiseFileLimit(s: Settings, log: Logger): void {
   const need = s.worker_connections + FD_HEADROOM;
   const posix = posixAddon();
-  if (!posix) {
-    log.debug('posix addon unavailable: not checking RLIMIT_NOFILE');
-    return;
-  }
-  const { soft, hard } = posix.getrlimit('nofile');
-  if (soft === null || soft >= need) return;
+  // Node itself raises the soft limit to the hard one at start, in the master and in every worker.
+  const limit = posix ? posix.getrlimit('nofile') : procFileLimit();
+  if (limit === null || limit.soft === null || limit.soft >= need) return;
+  const { soft, hard } = limit;
   const ceiling = hard === null ? need : hard;
   try {
+    if (!posix) throw new Error('the posix addon, which could, is not installed');
     if (ceiling >= need) posix.setrlimit('nofile', { soft: need, hard });
     else if (process.getuid!() === 0) posix.setrlimit('nofile', { soft: need, hard: need });
     else throw new Error(`hard limit ${hard}`);

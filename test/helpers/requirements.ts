@@ -1,0 +1,64 @@
+// Tests that need something a machine may not have: a systemd tool, a native addon that needs
+// build tools, root. On a developer's machine without it (`npm ci && npm test` on a bare Debian,
+// as the README's quick start has it), such a test is skipped with what is missing in its title;
+// in CI (CI set, as .ci/run does) it is not skipped but fails saying what is missing, so that
+// nothing goes untested there.
+
+import test, { type ImplementationFn } from 'ava';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { ROOT } from './daemon.js';
+
+const require = createRequire(`${ROOT}/package.json`);
+
+function hasCommand(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+}
+
+function loads(module: string): boolean {
+  try {
+    require(module);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why socket activation cannot be tested here, or null. */
+export function lacksSocketActivate(): string | null {
+  return hasCommand('systemd-socket-activate') ? null : 'no systemd-socket-activate (apt-get install systemd)';
+}
+
+/** Why sd_notify cannot be tested here (the addon, and Python for the receiving end), or null. */
+export function lacksNotify(): string | null {
+  if (!loads('sd-notify')) return 'no sd-notify addon (apt-get install libsystemd-dev build-essential python3, then npm rebuild sd-notify)';
+  return hasCommand('python3') ? null : 'no python3 (the NOTIFY_SOCKET receiver)';
+}
+
+/** Why workers cannot switch users here (root, and a way Node allows), or null. */
+export function lacksUserSwitch(): string | null {
+  if (process.getuid?.() !== 0) return 'not root';
+  if (loads('posix')) return null;
+  try {
+    // Debian's nodejs refuses set*id/setgroups (io_uring, CVE-2024-22017); the posix addon does not.
+    process.setgroups!(process.getgroups!());
+    return null;
+  } catch {
+    return 'no posix addon, and this Node refuses process.setuid (apt-get install build-essential python3, then npm rebuild posix)';
+  }
+}
+
+/**
+ * Defines the tests of `define` where nothing is missing (`lacking` null); otherwise one test
+ * `title`, skipped with the reason, or, in CI, failing with it.
+ */
+export function needing(lacking: string | null, title: string, define: () => void): void {
+  if (lacking === null) define();
+  else if (process.env['CI']) test(title, (t) => { t.fail(`cannot run in CI: ${lacking}; .ci/run must install it`); });
+  else test.skip(`${title} (skipped: ${lacking})`, () => { /* skipped */ });
+}
+
+/** One serial test that needs what `lacking` says is missing (null: nothing). */
+export function serialNeeding(lacking: string | null, title: string, impl: ImplementationFn<[]>): void {
+  needing(lacking, title, () => test.serial(title, impl));
+}
