@@ -67,9 +67,11 @@ async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boole
   // After USR2 the sockets are the ones the bind setting made, unless the config changed since.
   const changed = bindGiven && (upgrade.length === 0 || binds.map((b) => b.text).sort().join(' ') !== names.sort().join(' '));
   if (changed) log.warning(`bind ${s.bind.join(', ')} ignored: serving on the ${inherited.length} socket(s) passed by ${from} (${names.join(', ')})`);
-  // A previous master's reuse-port sockets stay one per worker; a shared socket cannot be split.
-  if (s.reuse_port && !inherited.some((f) => f.slot !== null)) log.warning(`reuse_port ignored: serving on the sockets passed by ${from}`);
-  const adopted = ListenerSet.adopt(inherited.map((f) => ({ listener: adoptFd(f.fd, f.name), slot: f.slot })), s.reuse_port, s.umask);
+  // The sockets keep the layout they were made with (one per worker or shared) until a restart.
+  const perWorker = inherited.some((f) => f.slot !== null);
+  if (s.reuse_port && !perWorker) log.warning(`reuse_port ignored: serving on the sockets passed by ${from} (a restart makes one per worker)`);
+  if (!s.reuse_port && perWorker) log.warning(`reuse_port = false takes effect at the next restart: keeping the previous master's socket per worker`);
+  const adopted = ListenerSet.adopt(inherited.map((f) => ({ listener: adoptFd(f.fd, f.name), slot: f.slot })));
   closeStrayCopies(inherited.map((f) => f.fd));
   return adopted;
 }

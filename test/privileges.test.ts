@@ -57,19 +57,22 @@ needing(lacksUserSwitch(), SWITCH, () => test(SWITCH, async (t) => {
   t.is(st2['Groups'], '65534', 'no supplementary groups without initgroups');
 }));
 
-test('unknown users and groups exit 2; running workers as root is warned about', async (t) => {
+test('unknown users and groups exit 2', async (t) => {
   const u = await runCli(['-u', 'no-such-user-here', fixture('app.mjs')]);
   t.is(u.code, 2);
   t.regex(u.stderr, /^tsgunicorn: error: user: no such user "no-such-user-here"\n$/);
   const g = await runCli(['-g', 'no-such-group-here', fixture('app.mjs')]);
   t.is(g.code, 2);
   t.regex(g.stderr, /group: no such group/);
-  if (!isRoot) return;
+});
+
+const AS_ROOT = 'running workers as root is warned about';
+needing(isRoot ? null : 'not root', AS_ROOT, () => test(AS_ROOT, async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitForLog(/WARNING\] Workers will run as root/);
   t.pass();
-});
+}));
 
 test('umask applies to the unix socket; planted symlinks are not followed for the socket or the pidfile', async (t) => {
   const dir = tempDir();

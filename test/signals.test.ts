@@ -7,11 +7,12 @@ test.serial('TTIN and TTOU change the worker count, never below 1', async (t) =>
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
-  await d.waitWorkers(2);
+  const first = await d.waitWorkers(2);
   d.signal('SIGTTIN');
-  await d.waitWorkers(3);
+  const added = (await d.waitWorkers(3)).find((w) => !first.includes(w))!;
   d.signal('SIGTTOU');
   await d.waitWorkers(2);
+  t.true(d.workers().includes(added), 'TTOU stops the oldest worker, as in Gunicorn (not the one TTIN added)');
   d.signal('SIGTTOU');
   await d.waitWorkers(1);
   d.signal('SIGTTOU');
@@ -108,22 +109,23 @@ test.serial('TERM lets in-flight requests finish, then exits 0', async (t) => {
   t.is((await d.exited).code, 0);
 });
 
-test.serial('HUP marks the response in flight on a keep-alive connection Connection: close, and the old worker closes it after that response', async (t) => {
+test.serial('HUP marks the last response due on a keep-alive connection Connection: close, and the old worker closes it after that response', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
   const [old] = await d.waitWorkers(1);
   const H = 'Host: x\r\n\r\n';
-  // Two requests on one connection: the first answered at once, the second still in the app when
-  // the drain starts (8 s leaves a loaded machine time to boot the new worker).
-  const answer = rawHttp(port, `GET /first HTTP/1.1\r\n${H}GET /slow?ms=8000 HTTP/1.1\r\n${H}`, 20000);
+  // Three requests pipelined on one connection: the first answered at once, the other two still in
+  // the app when the drain starts (6 and 8 s leave a loaded machine time to boot the new worker).
+  const answer = rawHttp(port, `GET /first HTTP/1.1\r\n${H}GET /slow?ms=6000 HTTP/1.1\r\n${H}GET /slow?ms=8000 HTTP/1.1\r\n${H}`, 20000);
   await sleep(300);
   d.signal('SIGHUP');
   await d.waitForLog(/Reloaded: 1 new worker/);
   const { text, closed } = await answer;
-  const [first, second] = text.split(/(?=HTTP\/1\.1 )/);
+  const [first, second, third] = text.split(/(?=HTTP\/1\.1 )/);
   t.regex(first ?? '', /^HTTP\/1\.1 200[\s\S]*\r\nConnection: keep-alive\r\n[\s\S]*hello GET \/first/i);
-  t.regex(second ?? '', /^HTTP\/1\.1 200[\s\S]*\r\nConnection: close\r\n[\s\S]*slow done/i, 'the response in flight closes its connection');
+  t.regex(second ?? '', /^HTTP\/1\.1 200[\s\S]*\r\nConnection: keep-alive\r\n[\s\S]*slow done/i, 'a response with another pipelined behind it keeps the connection');
+  t.regex(third ?? '', /^HTTP\/1\.1 200[\s\S]*\r\nConnection: close\r\n[\s\S]*slow done/i, 'the last response due closes the connection');
   t.true(closed, 'the server closed the connection');
   await waitUntil('the old worker gone', () => !alive(old!));
 });

@@ -135,7 +135,7 @@ test.serial('a new master that is not ready within upgrade_timeout is stopped an
   t.true(all().includes(d.pid));
 });
 
-test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new master, which binds one more for an extra worker; zero failures', async (t) => {
+test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new master, which binds more for more workers and keeps fewer for fewer; zero failures', async (t) => {
   const dir = tempDir();
   const pidfile = join(dir, 'master.pid');
   const conf = join(dir, 'conf.toml');
@@ -162,6 +162,21 @@ test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new m
   t.true(before.every((i) => after.includes(i)), 'the old master\'s sockets carried over, one per slot');
   t.regex(d.output, new RegExp(`\\[${master}\\] \\[INFO\\] Listening at: 127\\.0\\.0\\.1:${port} \\(reuse-port\\)`));
   t.notRegex(d.output, /reuse_port ignored/);
+
+  // And down to one worker: the new master keeps slot 0's socket; the others go with the old master.
+  const load2 = new Load(`http://127.0.0.1:${port}/`, 10);
+  await waitUntil('load', () => load2.served > 200);
+  config(1);
+  process.kill(master, 'SIGUSR2');
+  const third = await upgraded(d, pidfile, master);
+  await waitUntil('1 worker and 1 socket', () => childrenOf(third).length === 1 && tcpInodes(port, 'listen').length === 1);
+  const served2 = load2.served;
+  await waitUntil('served by the third master', () => load2.served > served2 + 200);
+  const r2 = await load2.stop();
+  t.is(r2.failed, 0, JSON.stringify(r2.errors));
+  assertOneSocketPerWorker(t, childrenOf(third), port, 1);
+  t.true(after.includes(tcpInodes(port, 'listen')[0]!), 'the remaining socket is one of the carried-over ones');
+  t.notRegex(d.output, /kernel resets connections/, 'nothing to warn about: the old master still served those sockets');
 });
 
 test.serial('ten upgrades in a row under load: zero failures, no leaked processes or descriptors', async (t) => {

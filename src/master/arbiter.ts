@@ -238,8 +238,10 @@ export class Arbiter {
     if (starting < this.target && Date.now() >= this.nextSpawnAt) {
       for (let i = starting; i < this.target; i++) void this.spawnWorker();
     } else if (current.length > this.target) {
-      // The workers in the highest slots go: with reuse_port their sockets go with them.
-      for (const w of current.sort((a, b) => b.slot - a.slot).slice(0, current.length - this.target)) w.drain();
+      // The oldest go, as in Gunicorn; with a socket per worker, those in the highest slots, whose
+      // sockets go with them.
+      const order = this.listeners.perWorker ? (a: WorkerProcess, b: WorkerProcess) => b.slot - a.slot : (a: WorkerProcess, b: WorkerProcess) => a.age - b.age;
+      for (const w of current.sort(order).slice(0, current.length - this.target)) w.drain();
     }
     // Retire old generations and recycled workers once their replacements serve.
     const ready = this.current().filter((w) => w.state === 'ready').length;
@@ -247,28 +249,41 @@ export class Arbiter {
       for (const w of this.workers.values()) if ((w.gen !== this.gen || w.retiring) && w.state !== 'draining') w.drain();
       if (this.reload) this.finishReload();
     }
-    const inUse = new Set([...this.pendingSlots, ...[...this.workers.values()].filter((w) => w.state !== 'draining').map((w) => w.slot)]);
-    if (this.listeners.closeUnusedSlots(inUse, this.target) > 0 && !this.warnedResets && !kernelMigratesQueued()) {
+    this.closeSpareSlots();
+  }
+
+  /**
+   * With a socket per worker: closes the sockets of the slots that no worker (of any generation,
+   * not draining) takes and no worker about to start will take.
+   */
+  private closeSpareSlots(): void {
+    const taken = [...this.workers.values()].filter((w) => w.state !== 'draining').map((w) => w.slot);
+    const keep = new Set([...taken, ...this.pendingSlots, ...this.freeSlots(this.target - this.current().length - this.pendingSlots.size)]);
+    const closed = this.listeners.closeSlotsExcept(keep);
+    // Only a master that holds its sockets alone resets anything by closing them (not while a
+    // new master shares them after USR2, nor a new one that took over more slots than it needs).
+    if (closed > 0 && this.phase === 'running' && !this.handedOff && !this.upgrade && !this.warnedResets && !kernelMigratesQueued()) {
       this.warnedResets = true;
       this.log.warning('reuse_port: fewer workers, so their sockets close, and the kernel resets connections still queued on them: '
         + 'set net.ipv4.tcp_migrate_req = 1 (sysctl.d) to have it hand them to the other workers instead');
     }
   }
 
-  private freeSlot(): number {
+  /** The `n` lowest slots no current worker holds or is starting in: where new workers go. */
+  private freeSlots(n: number): number[] {
     const used = new Set([...this.current().map((w) => w.slot), ...this.pendingSlots]);
-    let slot = 0;
-    while (used.has(slot)) slot++;
-    return slot;
+    const out: number[] = [];
+    for (let slot = 0; out.length < n; slot++) if (!used.has(slot)) out.push(slot);
+    return out;
   }
 
   private async spawnWorker(): Promise<void> {
-    const slot = this.freeSlot();
+    const slot = this.freeSlots(1)[0]!;
     const age = ++this.age;
     this.pendingSlots.add(slot);
     let w: WorkerProcess;
     try {
-      const fds = await this.listeners.fdsFor(slot);
+      const fds = this.listeners.fdsFor(slot);
       await this.hook('pre_fork', this.server, { age });
       if (this.phase === 'stopping') return;
       w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: resolveIdentity(this.settings), fds, listenerInodes: this.listeners.inodes(), age, gen: this.gen, slot });
@@ -479,6 +494,10 @@ export class Arbiter {
     next.handOff();
     if (this.settings.upgrade_handoff === 'auto') {
       this.log.info(`New master (pid ${next.pid}) is serving: stopping this old master`);
+      // The new master holds the sockets it serves. A reuse-port socket it has no worker for then
+      // goes as soon as this master's worker on it stops listening, not after every worker here
+      // has drained: meanwhile it would take its share of the reconnecting clients, for nobody.
+      this.listeners.close(false);
       void this.stop(true);
     } else {
       this.log.info(`New master (pid ${next.pid}) is serving; upgrade_handoff = manual: this master stays until WINCH (stop its workers), QUIT/TERM (exit) or HUP (roll back)`);

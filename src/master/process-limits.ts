@@ -36,14 +36,19 @@ export function raiseFileLimit(s: Settings, log: Logger): void {
   const limit = posix ? posix.getrlimit('nofile') : procFileLimit();
   if (limit === null || limit.soft === null || limit.soft >= need) return;
   const { soft, hard } = limit;
-  const ceiling = hard === null ? need : hard;
-  try {
-    if (!posix) throw new Error('the posix addon, which could, is not installed');
-    if (ceiling >= need) posix.setrlimit('nofile', { soft: need, hard });
-    else if (process.getuid!() === 0) posix.setrlimit('nofile', { soft: need, hard: need });
-    else throw new Error(`hard limit ${hard}`);
-    log.info(`Raised the open-file limit (RLIMIT_NOFILE) from ${soft} to ${need} for worker_connections = ${s.worker_connections}`);
-  } catch (err) {
-    log.warning(`The open-file limit (RLIMIT_NOFILE ${soft}) is below what worker_connections = ${s.worker_connections} needs (${need}) and cannot be raised (${(err as Error).message}); set LimitNOFILE= in the unit`);
+  let why: string;
+  if (hard !== null && hard < need && process.getuid!() !== 0) {
+    why = `hard limit ${hard}`;
+  } else if (!posix) {
+    why = 'the posix addon, which could raise it, is not installed';
+  } else {
+    try {
+      posix.setrlimit('nofile', { soft: need, hard: hard !== null && hard < need ? need : hard });
+      log.info(`Raised the open-file limit (RLIMIT_NOFILE) from ${soft} to ${need} for worker_connections = ${s.worker_connections}`);
+      return;
+    } catch (err) {
+      why = (err as Error).message;
+    }
   }
+  log.warning(`The open-file limit (RLIMIT_NOFILE ${soft}) is below what worker_connections = ${s.worker_connections} needs (${need}) and cannot be raised (${why}); set LimitNOFILE= in the unit`);
 }

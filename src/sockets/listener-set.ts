@@ -8,7 +8,7 @@
 import { fstatSync, readFileSync } from 'node:fs';
 import { parseBind, type BindAddress } from './address.js';
 import { listenWithoutAccepting } from './listen-now.js';
-import { bindAddress, type BindOptions, type Listener } from './listeners.js';
+import { bindAddress, bindTcp, type BindOptions, type Listener } from './listeners.js';
 
 /** A listener as handed to a new master: its worker slot, or null for a shared one. */
 export interface Handover {
@@ -29,14 +29,15 @@ export function kernelMigratesQueued(): boolean {
   }
 }
 
+type TcpAddress = Extract<BindAddress, { kind: 'tcp' }>;
+
 export class ListenerSet {
-  /** Each slot's reuse-port sockets, in `perSlot` order. */
+  /** Each slot's reuse-port sockets, one per address of `perSlot`. */
   private readonly slots = new Map<number, Listener[]>();
 
   private constructor(
     readonly shared: readonly Listener[],
-    private readonly perSlot: readonly BindAddress[],
-    private readonly opts: BindOptions,
+    private readonly perSlot: readonly TcpAddress[],
     slots: ReadonlyMap<number, Listener[]>,
   ) {
     for (const [slot, ls] of slots) this.slots.set(slot, ls);
@@ -45,7 +46,7 @@ export class ListenerSet {
   static async open(addrs: readonly BindAddress[], reusePort: boolean, umask: number, backlog: number): Promise<ListenerSet> {
     const opts: BindOptions = { umask, checkInUse: true };
     const shared: Listener[] = [];
-    const perSlot: BindAddress[] = [];
+    const perSlot: TcpAddress[] = [];
     // Slot 0's reuse-port sockets are bound up front, so that bind errors show at start.
     const first: Listener[] = [];
     try {
@@ -58,51 +59,59 @@ export class ListenerSet {
       for (const l of [...shared, ...first]) l.close();
       throw err;
     }
-    return new ListenerSet(shared, perSlot, { umask, checkInUse: false }, new Map(perSlot.length > 0 ? [[0, first]] : []));
+    return new ListenerSet(shared, perSlot, new Map(perSlot.length > 0 ? [[0, first]] : []));
   }
 
   /**
-   * Adopts listeners the master was given (systemd socket activation, an upgrading master). With
-   * `reusePort`, the per-slot sockets of an upgrading master's reuse-port binds stay per slot
-   * (renumbered from 0, more bound when there are more workers); otherwise every listener is shared.
+   * Adopts listeners the master was given (systemd socket activation, an upgrading master). The
+   * per-slot sockets of an upgrading master's reuse-port binds stay per slot, renumbered from 0
+   * (more are bound when there are more workers): the layout of the sockets, like `bind`, changes
+   * only with a restart.
    */
-  static adopt(given: readonly Handover[], reusePort: boolean, umask: number): ListenerSet {
-    const own = given.filter((h) => reusePort && h.slot !== null);
-    const perSlot = [...new Set(own.map((h) => h.listener.name))].map(parseBind);
+  static adopt(given: readonly Handover[]): ListenerSet {
+    const own = given.filter((h) => h.slot !== null);
+    const perSlot = [...new Set(own.map((h) => h.listener.name))].map(parseBind).filter((a): a is TcpAddress => a.kind === 'tcp');
     const numbers = [...new Set(own.map((h) => h.slot!))].sort((a, b) => a - b);
     const slots = new Map<number, Listener[]>();
     for (const h of own) {
       const slot = numbers.indexOf(h.slot!);
       slots.set(slot, [...(slots.get(slot) ?? []), h.listener]);
     }
-    const shared = given.filter((h) => !own.includes(h)).map((h) => h.listener);
-    return new ListenerSet(shared, perSlot, { umask, checkInUse: false }, slots);
+    return new ListenerSet(given.filter((h) => h.slot === null).map((h) => h.listener), perSlot, slots);
   }
 
-  /** Descriptors for the worker in `slot`. */
-  async fdsFor(slot: number): Promise<number[]> {
+  /** Whether TCP binds have a socket per worker slot (reuse_port). */
+  get perWorker(): boolean {
+    return this.perSlot.length > 0;
+  }
+
+  /**
+   * Descriptors for the worker in `slot`, binding the slot's sockets it does not have yet. Each
+   * is recorded as it is made (nothing runs in between), so that every worker started from now
+   * on knows to close its inherited copy.
+   */
+  fdsFor(slot: number): number[] {
     if (this.perSlot.length === 0) return this.shared.map((l) => l.fd);
-    const had = this.slots.get(slot) ?? [];
-    const own: Listener[] = [];
+    const own = this.slots.get(slot) ?? [];
+    this.slots.set(slot, own);
     for (const addr of this.perSlot) {
       // No early listen() here: a reuse-port socket joins the kernel's group (and gets connections)
       // only once its worker listens, so nothing is refused while that worker boots.
-      own.push(had.find((l) => l.name === addr.text) ?? await bindAddress(addr, this.opts));
+      if (!own.some((l) => l.name === addr.text)) own.push(bindTcp(addr, false));
     }
-    this.slots.set(slot, own);
     return [...this.shared, ...own].map((l) => l.fd);
   }
 
   /**
-   * Closes the sockets of the slots from `target` up that no worker in `inUse` takes (slot 0 stays,
-   * like a shared socket, so connections queue while there are no workers). Called as soon as such
-   * a slot's worker starts draining: it stops accepting then, and a socket nobody accepts on must
-   * not keep getting its share of new connections. Returns how many slots it closed.
+   * Closes the sockets of the slots not in `keep` (slot 0 stays, like a shared socket, so that
+   * connections queue while there are no workers). A slot's worker stops accepting when it starts
+   * draining, and a socket nobody accepts on must not keep getting its share of new connections.
+   * Returns how many slots it closed.
    */
-  closeUnusedSlots(inUse: ReadonlySet<number>, target: number): number {
+  closeSlotsExcept(keep: ReadonlySet<number>): number {
     let closed = 0;
     for (const [slot, ls] of this.slots) {
-      if (slot > 0 && slot >= target && !inUse.has(slot)) {
+      if (slot > 0 && !keep.has(slot)) {
         for (const l of ls) l.close();
         this.slots.delete(slot);
         closed++;

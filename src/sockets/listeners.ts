@@ -42,7 +42,8 @@ function errnoMessage(err: unknown): string {
   return e.code === 'EADDRINUSE' ? 'address in use' : e.code === 'EACCES' ? 'permission denied' : e.message;
 }
 
-function bindTcp(addr: Extract<BindAddress, { kind: 'tcp' }>, checkInUse: boolean): Listener {
+/** Binds a TCP socket with SO_REUSEPORT, synchronously (so it can be recorded before anything else runs). */
+export function bindTcp(addr: Extract<BindAddress, { kind: 'tcp' }>, checkInUse: boolean): Listener {
   if (checkInUse && tcpAddressInUse(addr.host, addr.port)) {
     throw new ListenError(`cannot listen on ${addr.text}: address in use (another server listens there)`);
   }

@@ -1,6 +1,9 @@
 // Inherited listening sockets: systemd socket activation (sd_listen_fds(3): LISTEN_PID, LISTEN_FDS,
 // LISTEN_FDNAMES, descriptors from 3) and an upgrading master's handoff (TSGUNICORN_FDS, a list of
-// `FD:NAME` pairs, so names survive whatever numbers the descriptors land on).
+// `FD:NAME` pairs, so names survive whatever numbers the descriptors land on, and `FD:NAME:SLOT`
+// for a reuse-port socket of worker slot SLOT).
+
+import { parseBind } from '../sockets/address.js';
 
 export const LISTEN_FDS_START = 3;
 export const UPGRADE_FDS_ENV = 'TSGUNICORN_FDS';
@@ -33,10 +36,33 @@ export function upgradeFds(env: NodeJS.ProcessEnv = process.env): InheritedFd[] 
   const text = env[UPGRADE_FDS_ENV];
   delete env[UPGRADE_FDS_ENV];
   if (!text) return [];
-  return text.split(',').map((entry) => {
+  const fds = text.split(',').map((entry) => {
     const [fd, name, slot] = entry.split(':');
     return { fd: Number(fd), name: decodeURIComponent(name ?? ''), slot: slot === undefined ? null : Number(slot) };
   });
+  return fds.some((f) => f.slot !== null) ? fds : legacySlots(fds);
+}
+
+/**
+ * A master from before slots were passed (tsgunicorn 0.1.0) named each reuse-port socket by its
+ * address, in slot order: an address that comes more than once is a socket per slot.
+ */
+function legacySlots(fds: readonly InheritedFd[]): InheritedFd[] {
+  const seen = new Map<string, number>();
+  return fds.map((f) => {
+    if (fds.filter((g) => g.name === f.name).length < 2 || !isTcpBind(f.name)) return f;
+    const slot = seen.get(f.name) ?? 0;
+    seen.set(f.name, slot + 1);
+    return { ...f, slot };
+  });
+}
+
+function isTcpBind(text: string): boolean {
+  try {
+    return parseBind(text).kind === 'tcp';
+  } catch {
+    return false;
+  }
 }
 
 export function encodeUpgradeFds(fds: readonly InheritedFd[]): string {

@@ -4,8 +4,9 @@
 //   1. stop listening (net.Server#close: the socket stays open in the master and other workers,
 //      so the kernel hands new connections to them), and tell the app: each http.Server emits
 //      'tsgunicorn:drain' (an app with WebSockets can ask its clients to reconnect),
-//   2. mark every response not yet started, and every later one, `Connection: close`, so each
-//      keep-alive connection ends right after the next response the client asked for,
+//   2. mark the last response due on each connection, if not yet started, and every later one,
+//      `Connection: close`, so each keep-alive connection ends right after the responses the
+//      client has asked for,
 //   3. leave idle connections to Node's keep-alive timeout (the same close a client meets in
 //      normal operation),
 //   4. exit once the last connection is gone, or when graceful_timeout runs out; then WebSockets
@@ -34,12 +35,14 @@ const kUpgraded = Symbol('tsgunicorn.upgradedSockets');
 type Watched = Server & { [kUpgraded]?: Set<Socket> };
 
 const kTracked = Symbol('tsgunicorn.tracked');
+const kQueued = Symbol('tsgunicorn.queuedResponses');
 /**
  * A connection as Node's http.Server keeps it: `_httpMessage` is the response being sent on it
- * (set when a request is handed to the app, cleared when its response has finished; the ones
- * pipelined behind it wait in Node's queue). Reading it costs the hot path nothing.
+ * (set when a request is handed to the app, cleared when its response has finished). Reading it
+ * costs the hot path nothing. Responses to requests pipelined behind it wait in Node's own queue,
+ * which it does not show: those few are recorded on the connection (`kQueued`) until they finish.
  */
-type Connection = Socket & { _httpMessage?: ServerResponse | null; [kTracked]?: true };
+type Connection = Socket & { _httpMessage?: ServerResponse | null; [kTracked]?: true; [kQueued]?: Set<ServerResponse> };
 
 /** A server's WebSocket close frame (unmasked, RFC 6455 §5.5.1): 1001 going away, with a reason. */
 function goingAway(): Buffer {
@@ -115,32 +118,46 @@ export class Drain {
   }
 
   /**
-   * Called with the connection of every request the app gets: a property check per request, a
-   * Set entry and a 'close' listener per connection (keep-alive requests add nothing).
+   * Called with every request the app gets: two property checks per request; a Set entry and a
+   * 'close' listener per connection (keep-alive requests add nothing) and per pipelined request.
    */
-  track(socket: Socket): void {
+  track(socket: Socket, res: ServerResponse): void {
     const c = socket as Connection;
-    if (c[kTracked] === true) return;
-    c[kTracked] = true;
-    this.connections.add(socket);
-    socket.once('close', () => this.connections.delete(socket));
+    if (c[kTracked] !== true) {
+      c[kTracked] = true;
+      this.connections.add(socket);
+      socket.once('close', () => this.connections.delete(socket));
+    }
+    if (c._httpMessage !== res) {
+      const queued = (c[kQueued] ??= new Set());
+      queued.add(res);
+      res.once('finish', () => queued.delete(res));
+    }
   }
 
-  /** The responses the app has not ended yet, one per connection (pipelined ones wait behind). */
+  /** The responses the app has not ended yet on a connection, in the order they go out. */
+  private pending(c: Connection): ServerResponse[] {
+    const out = new Set<ServerResponse>();
+    for (const res of [c._httpMessage, ...(c[kQueued] ?? [])]) if (res && !res.writableEnded) out.add(res);
+    return [...out];
+  }
+
+  /** The responses the app has not ended yet, on every connection. */
   inflight(): ServerResponse[] {
-    const out: ServerResponse[] = [];
-    for (const c of this.connections) {
-      const res = (c as Connection)._httpMessage;
-      if (res && !res.writableEnded) out.push(res);
-    }
-    return out;
+    return [...this.connections].flatMap((c) => this.pending(c));
   }
 
   /** Starts draining; resolves when every connection has closed or `timeoutMs` elapsed. */
   start(timeoutMs: number): Promise<'drained' | 'timeout'> {
     this.started = true;
     this.closing = true;
-    for (const res of this.inflight()) if (!res.headersSent) res.setHeader('Connection', 'close');
+    // The last response due on each connection closes it (an earlier one would cut off the
+    // responses pipelined behind it); one whose head is already out leaves it to the handler
+    // (the next request on it) or to the keep-alive timeout.
+    for (const c of this.connections) {
+      const last = this.pending(c).at(-1);
+      if (last && !last.headersSent) last.setHeader('Connection', 'close');
+    }
     const closed = this.servers.map((s) => new Promise<void>((done) => {
       if (!s.listening) { done(); return; }
       NetServer.prototype.close.call(s, () => done());

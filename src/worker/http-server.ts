@@ -109,7 +109,7 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     if (violation) { reject(res, violation[0], violation[1]); return; }
     if (enforceStrictHttp(req, res, log)) return;
     if (drain.closing) res.setHeader('Connection', 'close');
-    drain.track(req.socket);
+    drain.track(req.socket, res);
     try {
       app(req, res);
     } catch (err) {

@@ -1,0 +1,31 @@
+// TSGUNICORN_FDS, the list of sockets an upgrading master hands over (src/systemd/listen-fds.ts),
+// and sd_listen_fds(3)'s variables: names and worker slots survive the trip.
+
+import test from 'ava';
+import { UPGRADE_FDS_ENV, encodeUpgradeFds, systemdListenFds, upgradeFds } from '../src/systemd/listen-fds.js';
+
+test('the handover list keeps names (with any characters) and reuse-port slots, and is read once', (t) => {
+  const fds = [
+    { fd: 3, name: 'unix:/run/a,b:c.sock', slot: null },
+    { fd: 4, name: '127.0.0.1:8000', slot: 0 },
+    { fd: 5, name: '[::1]:8000', slot: 0 },
+    { fd: 6, name: '127.0.0.1:8000', slot: 1 },
+    { fd: 7, name: '[::1]:8000', slot: 1 },
+  ];
+  const env: NodeJS.ProcessEnv = { [UPGRADE_FDS_ENV]: encodeUpgradeFds(fds) };
+  t.deepEqual(upgradeFds(env), fds);
+  t.false(UPGRADE_FDS_ENV in env, 'the variable is not passed on to workers');
+  t.deepEqual(upgradeFds(env), []);
+});
+
+test('from a master that did not pass slots, an address named more than once is a socket per slot, in order', (t) => {
+  // tsgunicorn 0.1.0 with reuse_port and two workers, a unix socket and two systemd sockets that share a name
+  const env: NodeJS.ProcessEnv = { [UPGRADE_FDS_ENV]: '3:unix%3A%2Frun%2Fx.sock,4:127.0.0.1%3A8000,5:127.0.0.1%3A8000,6:web,7:web,8:0.0.0.0%3A9000' };
+  t.deepEqual(upgradeFds(env).map((f) => [f.fd, f.slot]), [[3, null], [4, 0], [5, 1], [6, null], [7, null], [8, null]]);
+});
+
+test('systemd\'s sockets are shared, named by LISTEN_FDNAMES, and only for the process LISTEN_PID names', (t) => {
+  const env: NodeJS.ProcessEnv = { LISTEN_PID: '42', LISTEN_FDS: '2', LISTEN_FDNAMES: 'web:' };
+  t.deepEqual(systemdListenFds(42, { ...env }), [{ fd: 3, name: 'web', slot: null }, { fd: 4, name: 'fd://4', slot: null }]);
+  t.deepEqual(systemdListenFds(43, { ...env }), []);
+});
