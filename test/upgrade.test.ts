@@ -177,6 +177,14 @@ test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new m
   assertOneSocketPerWorker(t, childrenOf(third), port, 1);
   t.true(after.includes(tcpInodes(port, 'listen')[0]!), 'the remaining socket is one of the carried-over ones');
   t.notRegex(d.output, /kernel resets connections/, 'nothing to warn about: the old master still served those sockets');
+
+  // Turning reuse_port off takes a restart: USR2 keeps a socket per worker, and says so.
+  writeFileSync(conf, `workers = 2\nreuse_port = false\nbind = ["127.0.0.1:${port}"]\n`);
+  process.kill(third, 'SIGUSR2');
+  const fourth = await upgraded(d, pidfile, third);
+  await waitUntil('2 workers and 2 sockets', () => childrenOf(fourth).length === 2 && tcpInodes(port, 'listen').length === 2);
+  assertOneSocketPerWorker(t, childrenOf(fourth), port, 2);
+  t.regex(d.output, new RegExp(`\\[${fourth}\\] \\[WARNING\\] reuse_port = false takes effect at the next restart`));
 });
 
 test.serial('ten upgrades in a row under load: zero failures, no leaked processes or descriptors', async (t) => {

@@ -257,6 +257,7 @@ export class Arbiter {
    * not draining) takes and no worker about to start will take.
    */
   private closeSpareSlots(): void {
+    if (!this.listeners.perWorker) return;
     const taken = [...this.workers.values()].filter((w) => w.state !== 'draining').map((w) => w.slot);
     const keep = new Set([...taken, ...this.pendingSlots, ...this.freeSlots(this.target - this.current().length - this.pendingSlots.size)]);
     const closed = this.listeners.closeSlotsExcept(keep);

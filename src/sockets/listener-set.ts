@@ -91,7 +91,7 @@ export class ListenerSet {
    * on knows to close its inherited copy.
    */
   fdsFor(slot: number): number[] {
-    if (this.perSlot.length === 0) return this.shared.map((l) => l.fd);
+    if (!this.perWorker) return this.shared.map((l) => l.fd);
     const own = this.slots.get(slot) ?? [];
     this.slots.set(slot, own);
     for (const addr of this.perSlot) {

@@ -119,7 +119,8 @@ export class Drain {
 
   /**
    * Called with every request the app gets: two property checks per request; a Set entry and a
-   * 'close' listener per connection (keep-alive requests add nothing) and per pipelined request.
+   * listener per connection ('close'; keep-alive requests add nothing) and per pipelined request
+   * ('finish').
    */
   track(socket: Socket, res: ServerResponse): void {
     const c = socket as Connection;
