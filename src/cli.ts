@@ -11,6 +11,7 @@ import { AppLoadError, ConfigError, EXIT, TsgunicornError } from './errors.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { Arbiter } from './master/arbiter.js';
 import { checkIdentity, raiseFileLimit } from './master/process-limits.js';
+import type { SignalQueue } from './master/signal-queue.js';
 import { OldMaster } from './master/upgrade.js';
 import { Pidfile } from './pidfile.js';
 import { parseBind, type BindAddress } from './sockets/address.js';
@@ -71,13 +72,14 @@ async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boole
   const perWorker = inherited.some((f) => f.slot !== null);
   if (s.reuse_port && !perWorker) log.warning(`reuse_port ignored: serving on the sockets passed by ${from} (a restart makes one per worker)`);
   if (!s.reuse_port && perWorker) log.warning(`reuse_port = false takes effect at the next restart: keeping the previous master's socket per worker`);
-  const adopted = ListenerSet.adopt(inherited.map((f) => ({ listener: adoptFd(f.fd, f.name), slot: f.slot })));
+  const adopted = ListenerSet.adopt(inherited.map((f) => ({ listener: adoptFd(f.fd, f.name, f.ownPath), slot: f.slot })));
   closeStrayCopies(inherited.map((f) => f.fd));
   return adopted;
 }
 
-async function run(argv: readonly string[]): Promise<number> {
+async function run(argv: readonly string[], signals: SignalQueue): Promise<number> {
   const { settings: s, explicit, help, version } = await loadSettings(argv);
+  if (help || version || s.print_config || s.check_config) signals.release();
   if (help) { process.stdout.write(helpText(VERSION)); return EXIT.OK; }
   if (version) { process.stdout.write(`tsgunicorn ${VERSION} (node ${process.version})\n`); return EXIT.OK; }
   if (s.print_config) { process.stdout.write(printConfig(s)); return EXIT.OK; }
@@ -99,7 +101,7 @@ async function run(argv: readonly string[]): Promise<number> {
     return EXIT.OK;
   }
   const log = createLogger({ errorlog: s.errorlog, loglevel: s.loglevel });
-  checkIdentity(s, log);
+  const identity = checkIdentity(s, log);
   raiseFileLimit(s, log);
   if (s.daemon && !process.env[DAEMON_ENV]) {
     if (underSystemd()) log.warning('daemon: ignored under systemd (systemd supervises the process)');
@@ -114,12 +116,14 @@ async function run(argv: readonly string[]): Promise<number> {
     pidfile?.unlink();
     throw err;
   }
-  const code = await new Arbiter({ argv, settings: s, log, listeners, pidfile, oldMaster: OldMaster.fromEnv() }).run();
+  const code = await new Arbiter({ argv, settings: s, identity, log, listeners, pidfile, signals, oldMaster: OldMaster.fromEnv() }).run();
   await log.flush();
   return code;
 }
 
-export function main(argv: readonly string[]): void {
-  const command = argv[0] === 'status' ? statusCommand(argv.slice(1)) : run(argv);
+/** `signals`: the queue bin/tsgunicorn.js installed at the process's first instruction. */
+export function main(argv: readonly string[], signals: SignalQueue): void {
+  if (argv[0] === 'status') signals.release();
+  const command = argv[0] === 'status' ? statusCommand(argv.slice(1)) : run(argv, signals);
   command.then((code) => process.exit(code), fail);
 }

@@ -4,13 +4,14 @@
 import test from 'ava';
 import { UPGRADE_FDS_ENV, encodeUpgradeFds, systemdListenFds, upgradeFds } from '../src/systemd/listen-fds.js';
 
-test('the handover list keeps names (with any characters) and reuse-port slots, and is read once', (t) => {
+test('the handover list keeps names (with any characters), reuse-port slots and owned socket paths, and is read once', (t) => {
   const fds = [
-    { fd: 3, name: 'unix:/run/a,b:c.sock', slot: null },
-    { fd: 4, name: '127.0.0.1:8000', slot: 0 },
-    { fd: 5, name: '[::1]:8000', slot: 0 },
-    { fd: 6, name: '127.0.0.1:8000', slot: 1 },
-    { fd: 7, name: '[::1]:8000', slot: 1 },
+    { fd: 3, name: 'unix:/run/a,b:c.sock', slot: null, ownPath: { path: '/run/a,b:c.sock', dev: '2049', ino: '18446744073709551' } },
+    { fd: 4, name: '127.0.0.1:8000', slot: 0, ownPath: null },
+    { fd: 5, name: '[::1]:8000', slot: 0, ownPath: null },
+    { fd: 6, name: '127.0.0.1:8000', slot: 1, ownPath: null },
+    { fd: 7, name: '[::1]:8000', slot: 1, ownPath: null },
+    { fd: 8, name: 'unix:/run/passed-in.sock', slot: null, ownPath: null },
   ];
   const env: NodeJS.ProcessEnv = { [UPGRADE_FDS_ENV]: encodeUpgradeFds(fds) };
   t.deepEqual(upgradeFds(env), fds);
@@ -26,6 +27,6 @@ test('from a master that did not pass slots, an address named more than once is 
 
 test('systemd\'s sockets are shared, named by LISTEN_FDNAMES, and only for the process LISTEN_PID names', (t) => {
   const env: NodeJS.ProcessEnv = { LISTEN_PID: '42', LISTEN_FDS: '2', LISTEN_FDNAMES: 'web:' };
-  t.deepEqual(systemdListenFds(42, { ...env }), [{ fd: 3, name: 'web', slot: null }, { fd: 4, name: 'fd://4', slot: null }]);
+  t.deepEqual(systemdListenFds(42, { ...env }), [{ fd: 3, name: 'web', slot: null, ownPath: null }, { fd: 4, name: 'fd://4', slot: null, ownPath: null }]);
   t.deepEqual(systemdListenFds(43, { ...env }), []);
 });

@@ -16,7 +16,7 @@ serialNeeding(lacksSocketActivate(), 'systemd-socket-activate with two named soc
   await d.waitReady();
   t.is((await get(`http://127.0.0.1:${p2}/two`)).body, 'hello GET /two\n');
   t.is((await d.waitWorkers(2)).length, 2);
-  t.regex(d.output, /Listening at: web \(fd:\/\/3\), admin \(fd:\/\/4\)/);
+  t.regex(d.output, /Listening at: fd:\/\/3 \(web\), fd:\/\/4 \(admin\)/);
   t.regex(d.output, /bind 127\.0\.0\.1:1 ignored: serving on the 2 socket\(s\) passed by systemd/);
   t.is(tcpInodes(p1, 'listen').length, 1, 'one listening socket on the first port: nothing bound besides systemd\'s');
   t.is(tcpInodes(p2, 'listen').length, 1);

@@ -263,7 +263,7 @@ serialNeeding(lacksSocketActivate(), 'under systemd-socket-activate with two nam
     process.kill(master, 'SIGUSR2');
     master = await upgraded(d, pidfile, master);
   }
-  await waitUntil('newest master logs its sockets', () => new RegExp(`\\[${master}\\] \\[INFO\\] Listening at: web \\(fd://3\\), admin \\(fd://4\\)`).test(d.output));
+  await waitUntil('newest master logs its sockets', () => new RegExp(`\\[${master}\\] \\[INFO\\] Listening at: fd://3 \\(web\\), fd://4 \\(admin\\)`).test(d.output));
   t.is((await get(`http://127.0.0.1:${p2}/two`)).body, 'hello GET /two\n');
   const [r1, r2] = [await load1.stop(), await load2.stop()];
   t.is(r1.failed + r2.failed, 0, JSON.stringify([r1.errors, r2.errors]));

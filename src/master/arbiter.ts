@@ -14,15 +14,34 @@ import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { VERSION } from '../version.js';
 import { checkTls } from '../tls.js';
-import { resolveIdentity } from '../identity.js';
+import { resolveIdentity, type Identity } from '../identity.js';
+import type { MasterSignal, SignalQueue } from './signal-queue.js';
 import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
 import type { MasterMetrics } from './metrics-server.js';
 import { parseBind } from '../sockets/address.js';
 import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 
-const SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
-type Sig = (typeof SIGNALS)[number];
+/** Where the master is; what a signal does depends on it (EFFECTS). */
+export type Phase = 'booting' | 'running' | 'reloading' | 'upgrading' | 'handed off' | 'rolling back' | 'stopping';
+
+/**
+ * What each signal does in each phase, where it does not take effect at once: `later`, when the
+ * operation under way ends (one pending of each; repeats coalesce, with a log line), or
+ * `ignored`, with a log line saying why. TERM, INT and QUIT take effect at once in every phase.
+ * docs/signals.md has this table for people.
+ */
+const EFFECTS: Record<Phase, Partial<Record<MasterSignal, 'later' | 'ignored'>>> = {
+  booting: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
+  running: {},
+  reloading: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
+  upgrading: { SIGHUP: 'later', SIGUSR2: 'later' },
+  'handed off': { SIGUSR2: 'ignored' },
+  'rolling back': { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
+  stopping: { SIGHUP: 'ignored', SIGUSR2: 'ignored', SIGTTIN: 'ignored', SIGTTOU: 'ignored', SIGWINCH: 'ignored' },
+};
+
+const signalName = (sig: MasterSignal): string => sig.slice(3);
 
 const TICK_MS = 200;
 const KILL_AFTER_ABORT_MS = 1000;
@@ -36,15 +55,20 @@ const UNRESPONSIVE_MS = 2000;
 export interface ArbiterOptions {
   readonly argv: readonly string[];
   readonly settings: Settings;
+  /** Who the workers run as (resolved with the settings). */
+  readonly identity: Identity | null;
   readonly log: Logger;
   readonly listeners: ListenerSet;
   readonly pidfile: Pidfile | null;
+  /** The signals since the process's first instruction (bin/tsgunicorn.js). */
+  readonly signals: SignalQueue;
   /** Set when this master was started by another one's USR2. */
   readonly oldMaster: OldMaster | null;
 }
 
 interface Reload {
   readonly prevSettings: Settings;
+  readonly prevIdentity: Identity | null;
   readonly prevGen: number;
 }
 
@@ -56,6 +80,7 @@ function workerSettings(s: Settings): WorkerSettings {
 
 export class Arbiter {
   private settings: Settings;
+  private identity: Identity | null;
   private log: Logger;
   private readonly listeners: ListenerSet;
   private readonly pidfile: Pidfile | null;
@@ -63,15 +88,26 @@ export class Arbiter {
   private target: number;
   private gen = 0;
   private age = 0;
-  private phase: 'booting' | 'running' | 'stopping' = 'booting';
+  /** Every initial worker has been ready once. */
+  private booted = false;
+  private stopping = false;
+  /** From HUP until the new generation serves or the reload failed. */
+  private reloading = false;
+  /** What a reload falls back to, once the new settings are in force. */
   private reload: Reload | null = null;
+  /** From USR2 until the new master took over or the upgrade failed. */
+  private upgrading = false;
+  /** An upgrade failed (or a handed-off master was told HUP): until the new master has exited. */
+  private rollingBack = false;
+  /** HUP and USR2 to carry out once the operation under way ends. */
+  private readonly pending = new Set<MasterSignal>();
   private bootFailures = 0;
   /** Said once: closing a reuse-port socket resets what is queued on it (tcp_migrate_req off). */
   private warnedResets = false;
   /** Slots of workers being started (between manageWorkers and their spawn). */
   private readonly pendingSlots = new Set<number>();
   private nextSpawnAt = 0;
-  private readonly queue: Sig[] = [];
+  private readonly queue: MasterSignal[] = [];
   private tick: NodeJS.Timeout | undefined;
   private readonly status: ServiceStatus;
   /** Requests served by workers that have exited. */
@@ -91,6 +127,7 @@ export class Arbiter {
 
   constructor(private readonly opts: ArbiterOptions) {
     this.settings = opts.settings;
+    this.identity = opts.identity;
     this.log = opts.log;
     this.listeners = opts.listeners;
     this.pidfile = opts.pidfile;
@@ -109,6 +146,7 @@ export class Arbiter {
 
   /** Runs until the master stops; resolves with the exit code. */
   async run(): Promise<number> {
+    for (const sig of this.opts.signals.attach((sig) => this.enqueue(sig))) this.enqueue(sig);
     process.title = `tsgunicorn: master [${this.settings.proc_name}]`;
     // prom-client loads only where metrics are on (~11 MiB of memory with its dependencies).
     if (this.settings.metrics_bind !== null) {
@@ -119,9 +157,8 @@ export class Arbiter {
       });
     }
     await this.hook('on_starting', this.server);
-    for (const sig of SIGNALS) process.on(sig, () => this.enqueue(sig));
     this.log.info(`Starting tsgunicorn ${VERSION} (node ${process.version})`);
-    this.log.info(`Listening at: ${this.listeners.describe()} (${process.pid})`);
+    this.log.info(`Listening at: ${this.listeners.describe().join(', ')} (${process.pid})`);
     this.log.info(`Using ${this.target} worker(s)`);
     this.status.start();
     await this.control?.listen().catch((err: Error) => this.log.warning(`control socket ${this.control!.path}: ${err.message}; \`tsgunicorn status\` will not reach this master`));
@@ -145,7 +182,7 @@ export class Arbiter {
       if (now - w.lastBeat < UNRESPONSIVE_MS) answering = true;
     }
     return {
-      phase: this.phase,
+      phase: this.stopping ? 'stopping' : this.booted ? 'running' : 'booting',
       ready: this.current().filter((w) => w.state === 'ready').length,
       target: this.target,
       requests,
@@ -161,9 +198,9 @@ export class Arbiter {
       version: VERSION,
       node: process.version,
       startedAt: this.startedAt,
-      phase: this.handedOff ? 'handed off' : this.phase,
+      phase: this.phase,
       target: this.target,
-      listeners: this.listeners.describe().split(', '),
+      listeners: this.listeners.describe(),
       workers: [...this.workers.values()].sort((a, b) => a.age - b.age).map((w) => ({
         pid: w.pid, age: w.age, startedAt: w.spawnedAt, requests: w.requests, rssBytes: rssBytes(w.pid),
         state: w.retiring || w.gen !== this.gen ? `${w.state} (retiring)` : w.state,
@@ -180,28 +217,74 @@ export class Arbiter {
       (err: Error) => this.log.error(`metrics_bind ${where}: ${err.message}; metrics are off`));
   }
 
-  private enqueue(sig: Sig): void {
-    if (this.queue.length < 5) this.queue.push(sig);
+  get phase(): Phase {
+    if (this.stopping) return 'stopping';
+    if (this.rollingBack) return 'rolling back';
+    if (this.handedOff) return 'handed off';
+    if (this.upgrading) return 'upgrading';
+    if (!this.booted) return 'booting';
+    if (this.reloading) return 'reloading';
+    return 'running';
+  }
+
+  private enqueue(sig: MasterSignal): void {
+    this.queue.push(sig);
     setImmediate(() => this.loop());
   }
 
   private loop(): void {
     for (let sig = this.queue.shift(); sig; sig = this.queue.shift()) this.dispatch(sig);
-    if (this.phase === 'stopping') return;
+    if (this.stopping) return;
+    this.runPending();
     this.murderWorkers();
     this.manageWorkers();
   }
 
-  private dispatch(sig: Sig): void {
+  /** The one place that decides what a signal does now (EFFECTS). */
+  private dispatch(sig: MasterSignal): void {
+    const phase = this.phase;
+    const effect = EFFECTS[phase][sig];
+    const name = signalName(sig);
+    if (effect === 'ignored') {
+      this.log.warning(`${name} ignored: ${phase === 'stopping' ? 'the master is stopping' : `the new master (pid ${this.upgrade?.pid}) serves; send ${name} to it`}`);
+    } else if (effect === 'later') {
+      if (this.pending.has(sig)) this.log.info(`${name} while ${phase}: coalesced with the ${name} already pending`);
+      else this.log.info(`${name} while ${phase}: carried out when that ends`);
+      this.pending.add(sig);
+    } else {
+      this.handle(sig);
+    }
+  }
+
+  /** Carries out the pending signals the phase now allows. */
+  private runPending(): void {
+    for (const sig of this.pending) {
+      if (EFFECTS[this.phase][sig] !== undefined) continue;
+      this.pending.delete(sig);
+      this.log.info(`Carrying out the pending ${signalName(sig)}`);
+      this.handle(sig);
+    }
+  }
+
+  /** A new master became the main process: what was pending here is its business now. */
+  private forwardPending(to: number): void {
+    for (const sig of this.pending) {
+      this.log.info(`Passing the pending ${signalName(sig)} on to the new master (pid ${to})`);
+      try { process.kill(to, sig); } catch { /* it is gone: the rollback says so */ }
+    }
+    this.pending.clear();
+  }
+
+  private handle(sig: MasterSignal): void {
     switch (sig) {
-      case 'SIGHUP': void this.handleHup(); break;
-      case 'SIGTERM': void this.stop(true); break;
+      case 'SIGHUP': this.guard('reload', this.handleHup()); break;
+      case 'SIGTERM': this.guard('stop', this.stop(true)); break;
       case 'SIGINT':
-      case 'SIGQUIT': void this.stop(false); break;
+      case 'SIGQUIT': this.guard('stop', this.stop(false)); break;
       case 'SIGTTIN': this.setTarget(this.target + 1); break;
       case 'SIGTTOU': this.setTarget(Math.max(1, this.target - 1)); break;
       case 'SIGUSR1': this.handleUsr1(); break;
-      case 'SIGUSR2': void this.startUpgrade(); break;
+      case 'SIGUSR2': this.guard('upgrade', this.startUpgrade()); break;
       case 'SIGWINCH':
         this.log.info('WINCH: stopping all workers gracefully; the master stays (TTIN or HUP starts workers again)');
         this.setTarget(0);
@@ -209,8 +292,18 @@ export class Arbiter {
     }
   }
 
+  /** An action that failed in a way nobody planned for: log it and stop cleanly, never silently. */
+  private guard(what: string, action: Promise<void>): void {
+    action.catch((err: unknown) => {
+      this.log.critical(`Unexpected error during ${what}: ${(err as Error)?.stack ?? String(err)}`);
+      // Stop from the start, also when the error came from a stop (it would not finish otherwise).
+      this.stopping = false;
+      void this.stop(false, EXIT.RUNTIME).catch(() => this.finish(EXIT.RUNTIME));
+    });
+  }
+
   private setTarget(n: number): void {
-    if (this.phase === 'stopping' || n === this.target) return;
+    if (this.stopping || n === this.target) return;
     const old = this.target;
     this.target = n;
     this.log.info(`Workers: ${old} -> ${n}`);
@@ -232,7 +325,7 @@ export class Arbiter {
   }
 
   private manageWorkers(): void {
-    if (this.phase === 'stopping') return;
+    if (this.stopping) return;
     const current = this.current();
     const starting = current.length + this.pendingSlots.size;
     if (starting < this.target && Date.now() >= this.nextSpawnAt) {
@@ -263,7 +356,7 @@ export class Arbiter {
     const closed = this.listeners.closeSlotsExcept(keep);
     // Only a master that holds its sockets alone resets anything by closing them (not while a
     // new master shares them after USR2, nor a new one that took over more slots than it needs).
-    if (closed > 0 && this.phase === 'running' && !this.handedOff && !this.upgrade && !this.warnedResets && !kernelMigratesQueued()) {
+    if (closed > 0 && this.phase === 'running' && !this.warnedResets && !kernelMigratesQueued()) {
       this.warnedResets = true;
       this.log.warning('reuse_port: fewer workers, so their sockets close, and the kernel resets connections still queued on them: '
         + 'set net.ipv4.tcp_migrate_req = 1 (sysctl.d) to have it hand them to the other workers instead');
@@ -286,8 +379,8 @@ export class Arbiter {
     try {
       const fds = this.listeners.fdsFor(slot);
       await this.hook('pre_fork', this.server, { age });
-      if (this.phase === 'stopping') return;
-      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: resolveIdentity(this.settings), fds, listenerInodes: this.listeners.inodes(), age, gen: this.gen, slot });
+      if (this.stopping) return;
+      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: this.identity, fds, listenerInodes: this.listeners.inodes(), age, gen: this.gen, slot });
     } catch (err) {
       this.log.error(`Cannot start a worker: ${(err as Error).message}`);
       this.nextSpawnAt = Date.now() + 1000;
@@ -311,10 +404,10 @@ export class Arbiter {
         if (w.state !== 'booting') break;
         w.state = 'ready';
         this.log.info(`Booted worker with pid: ${w.pid}`);
-        if (this.phase === 'booting' && this.current().filter((x) => x.state === 'ready').length >= this.target) {
-          this.phase = 'running';
-          this.log.info(`Ready: ${this.target} worker(s) serving on ${m.addresses.join(', ')}`);
-          if (this.opts.oldMaster) void this.takeOverFrom(this.opts.oldMaster);
+        if (!this.booted && this.current().filter((x) => x.state === 'ready').length >= this.target) {
+          this.booted = true;
+          this.log.info(`Ready: ${this.target} worker(s) serving on ${this.listeners.describe().join(', ')}`);
+          if (this.opts.oldMaster) this.guard('takeover', this.takeOverFrom(this.opts.oldMaster));
           else this.status.ready();
           void this.hook('when_ready', this.server);
         }
@@ -324,7 +417,7 @@ export class Arbiter {
         if (m.final) void this.metrics?.retire(m.data);
         break;
       case 'recycle':
-        if (this.phase !== 'running' || w.state !== 'ready') break;
+        if (!this.booted || this.stopping || w.state !== 'ready') break;
         this.log.info(`Worker ${w.pid} ${m.reason}: replacing it`);
         w.retiring = true;
         this.manageWorkers();
@@ -337,7 +430,7 @@ export class Arbiter {
     this.pastRequests += w.requests;
     void this.hook('child_exit', this.server, { pid: w.pid, age: w.age });
     const how = signal ? `signal ${signal}` : `code ${code}`;
-    if (this.phase === 'stopping') {
+    if (this.stopping) {
       this.log.debug(`Worker ${w.pid} exited (${how})`);
       return;
     }
@@ -360,7 +453,7 @@ export class Arbiter {
       return;
     }
     if (w.gen !== this.gen) return;
-    if (this.phase === 'booting') {
+    if (!this.booted) {
       this.halt(appLoad ? 'App failed to load.' : 'Worker failed to boot.', appLoad ? EXIT.APP_LOAD : EXIT.WORKER_BOOT);
       return;
     }
@@ -404,37 +497,35 @@ export class Arbiter {
   private async handleHup(): Promise<void> {
     if (this.handedOff) {
       this.log.info(`HUP: rolling back: starting workers again; stop the new master (pid ${this.upgrade?.pid}) with QUIT or TERM`);
+      this.rollingBack = true;
       this.setTarget(this.settings.workers);
       return;
     }
-    if (this.phase !== 'running') {
-      this.log.warning(`HUP ignored: the master is ${this.phase}`);
-      return;
-    }
-    if (this.reload) {
-      this.log.warning('HUP ignored: a reload is in progress');
-      return;
-    }
     this.log.info('Handling signal: hup');
+    this.reloading = true;
     this.status.reloading();
     let next: Settings;
+    let identity: Identity | null;
     try {
       next = (await loadSettings(this.opts.argv)).settings;
       parseAppSpec(next.app ?? '');
       await checkTls(next);
-      resolveIdentity(next);
+      identity = resolveIdentity(next);
     } catch (err) {
+      this.reloading = false;
       if (!(err instanceof TsgunicornError)) throw err;
       this.log.error(`Reload failed, keeping the running configuration: ${err.message}`);
       this.status.reloadFailed(err.message);
       return;
     }
+    if (this.stopping) return;
     if (next.bind.join(' ') !== this.settings.bind.join(' ') || next.reuse_port !== this.settings.reuse_port) {
       this.log.warning('bind and reuse_port changes take effect at the next restart; keeping the current sockets');
     }
     await this.hook('on_reload', this.server);
-    this.reload = { prevSettings: this.settings, prevGen: this.gen };
+    this.reload = { prevSettings: this.settings, prevIdentity: this.identity, prevGen: this.gen };
     this.settings = next;
+    this.identity = identity;
     this.log = createLogger({ errorlog: next.errorlog, loglevel: next.loglevel });
     this.gen++;
     if (next.workers !== this.target) void this.hook('nworkers_changed', this.server, next.workers, this.target);
@@ -444,6 +535,7 @@ export class Arbiter {
 
   private finishReload(): void {
     this.reload = null;
+    this.reloading = false;
     this.log.info(`Reloaded: ${this.target} new worker(s) serving`);
     this.metrics?.reloads.inc();
     this.status.reloaded();
@@ -452,9 +544,11 @@ export class Arbiter {
   private abortReload(why: string): void {
     const prev = this.reload!;
     this.reload = null;
+    this.reloading = false;
     for (const w of this.workers.values()) if (w.gen === this.gen) { w.state = 'draining'; w.signal('SIGKILL'); }
     this.gen = prev.prevGen;
     this.settings = prev.prevSettings;
+    this.identity = prev.prevIdentity;
     this.log = createLogger({ errorlog: this.settings.errorlog, loglevel: this.settings.loglevel });
     this.target = this.settings.workers;
     this.log.error(`Reload failed (${why}); the previous workers keep serving`);
@@ -464,15 +558,13 @@ export class Arbiter {
   // ---- upgrade on the fly (USR2) --------------------------------------------------------------
 
   private async startUpgrade(): Promise<void> {
-    if (this.phase !== 'running' || this.upgrade || this.handedOff) {
-      this.log.warning(`USR2 ignored: ${this.upgrade || this.handedOff ? 'an upgrade is in progress' : `the master is ${this.phase}`}`);
-      return;
-    }
     this.log.info('Handling signal: usr2: starting a new master from the program on disk');
+    this.upgrading = true;
     if (this.pidfile && this.pidfilePath) {
       try { this.pidfile.rename(`${this.pidfilePath}.oldbin`); } catch (err) { this.log.warning(`pidfile: ${(err as Error).message}`); }
     }
     await this.hook('pre_exec', this.server);
+    if (this.stopping) return;
     try {
       this.upgrade = NewMaster.start(this.opts.argv, this.listeners.handover(), this.settings.upgrade_timeout * 1000, {
         onTakeover: () => this.handOff(),
@@ -489,7 +581,9 @@ export class Arbiter {
   private handOff(): void {
     const next = this.upgrade!;
     this.status.handOff();
+    this.upgrading = false;
     this.handedOff = true;
+    this.forwardPending(next.pid);
     this.metrics?.upgrades.inc();
     this.metrics?.close();
     next.handOff();
@@ -511,6 +605,9 @@ export class Arbiter {
   }
 
   private upgradeFailed(why: string): void {
+    this.upgrading = false;
+    // Until the new master has exited (NewMaster stops it), nothing else starts.
+    this.rollingBack = this.upgrade !== null;
     this.restorePidfile();
     this.log.error(`Upgrade failed: ${why}; this master keeps serving`);
     this.status.upgradeFailed(why);
@@ -519,7 +616,8 @@ export class Arbiter {
   private newMasterExited(): void {
     const pid = this.upgrade?.pid;
     this.upgrade = null;
-    if (!this.handedOff || this.phase === 'stopping') return;
+    this.rollingBack = false;
+    if (!this.handedOff || this.stopping) return;
     // Manual handoff, and the new master is gone: this master is the main process again.
     this.handedOff = false;
     this.restorePidfile();
@@ -550,16 +648,23 @@ export class Arbiter {
   }
 
   private async stop(graceful: boolean, code: number = EXIT.OK): Promise<void> {
-    if (this.phase === 'stopping') {
-      if (!graceful) for (const w of this.workers.values()) w.signal('SIGQUIT');
+    if (this.stopping) {
+      if (graceful) {
+        this.log.info('TERM: already stopping');
+      } else {
+        this.log.info('Quick stop: the workers still draining stop now');
+        for (const w of this.workers.values()) w.signal('SIGQUIT');
+      }
       return;
     }
+    for (const sig of this.pending) this.log.warning(`The pending ${signalName(sig)} is not carried out: the master is stopping`);
+    this.pending.clear();
     if (this.upgrade && !this.handedOff) {
       this.log.info(`Stopping the new master (pid ${this.upgrade.pid}) of the unfinished upgrade`);
       this.upgrade.stop();
       this.restorePidfile();
     }
-    this.phase = 'stopping';
+    this.stopping = true;
     clearInterval(this.tick);
     this.status.stopping();
     this.log.info(this.handedOff ? 'Handing over: stopping this master\'s workers gracefully' : graceful ? 'Graceful stop' : 'Quick stop');
@@ -570,8 +675,8 @@ export class Arbiter {
     await this.waitForWorkers(graceful ? this.settings.graceful_timeout * 1000 + KILL_AFTER_ABORT_MS : QUICK_STOP_MS);
     for (const w of this.workers.values()) w.signal('SIGKILL');
     await this.waitForWorkers(QUICK_STOP_MS);
-    // After a handoff the new master serves on the same unix sockets: leave their paths.
-    this.listeners.close(!this.handedOff);
+    // A unix socket's path goes with the last master that serves on it (never at a handoff).
+    this.listeners.close(true);
     this.control?.close();
     this.metrics?.close();
     this.pidfile?.unlink();

@@ -53,7 +53,7 @@ export class NewMaster {
   /** Starts `argv` (this program, re-read from disk) with the listeners at fds 3, 4, ... */
   static start(argv: readonly string[], listeners: readonly Handover[], timeoutMs: number, events: UpgradeEvents): NewMaster {
     const env: NodeJS.ProcessEnv = { ...process.env };
-    env[UPGRADE_FDS_ENV] = encodeUpgradeFds(listeners.map((h, i) => ({ fd: LISTEN_FDS_START + i, name: h.listener.name, slot: h.slot })));
+    env[UPGRADE_FDS_ENV] = encodeUpgradeFds(listeners.map((h, i) => ({ fd: LISTEN_FDS_START + i, name: h.listener.name, slot: h.slot, ownPath: h.listener.ownPath })));
     env[UPGRADE_ENV] = String(process.pid);
     // The watchdog belongs to whoever is the main process; the new master takes it over unnamed.
     delete env['WATCHDOG_PID'];

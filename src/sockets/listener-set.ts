@@ -54,7 +54,7 @@ export class ListenerSet {
         const l = await bindAddress(addr, opts);
         if (reusePort && addr.kind === 'tcp') { perSlot.push(addr); first.push(l); } else shared.push(l);
       }
-      listenWithoutAccepting([...shared, ...first].filter((l) => l.kind !== 'fd').map((l) => l.fd), backlog);
+      listenWithoutAccepting([...shared, ...first].map((l) => l.fd), backlog);
     } catch (err) {
       for (const l of [...shared, ...first]) l.close();
       throw err;
@@ -135,14 +135,20 @@ export class ListenerSet {
     return this.all.map((l) => String(fstatSync(l.fd, { bigint: true }).ino));
   }
 
-  /** What a person reads: each address once. */
-  describe(): string {
+  /** What a person reads: each socket as it was bound (or named by systemd), each address once. */
+  describe(): string[] {
     const slot0 = this.slots.get(0) ?? [];
-    return [...this.shared.map((l) => (l.name === l.text ? l.text : `${l.name} (${l.text})`)), ...slot0.map((l) => `${l.name} (reuse-port)`)].join(', ');
+    return [...this.shared.map((l) => l.label), ...slot0.map((l) => `${l.label} (reuse-port)`)];
   }
 
-  /** `removePaths: false` when handing the sockets to a new master. */
-  close(removePaths = true): void {
-    for (const l of this.all) l.close(removePaths);
+  /**
+   * Closes every descriptor. At a final stop (`final`), the paths of our unix sockets go too, where
+   * no other master still serves on them; never when handing the sockets over.
+   */
+  close(final: boolean): void {
+    for (const l of this.all) {
+      if (final) l.removeOwnPath();
+      l.close();
+    }
   }
 }

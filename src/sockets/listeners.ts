@@ -3,10 +3,12 @@
 // worker calls listen() on its copy, and the kernel queues connections while workers change.
 
 import { connect, _createServerHandle as createServerHandle } from 'node:net';
-import { fstatSync, lstatSync, unlinkSync } from 'node:fs';
+import { fstatSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { closeFd, createReuseportFd } from 'node-unix-socket';
 import { ListenError } from '../errors.js';
-import type { BindAddress } from './address.js';
+import { parseBind, type BindAddress } from './address.js';
+import { otherHolders, socketInode } from './holders.js';
 import { tcpAddressInUse } from './port-in-use.js';
 
 declare module 'node:net' {
@@ -15,25 +17,72 @@ declare module 'node:net' {
   function _createServerHandle(address: string | null, port: number | null, addressType: number | null, fd?: number): { fd: number; close(): void } | number;
 }
 
+/** The file a unix socket was bound at, as it was then (lstat): its device and inode. */
+export interface SocketPath {
+  readonly path: string;
+  readonly dev: string;
+  readonly ino: string;
+}
+
 export class Listener {
   constructor(
-    /** What a person reads in logs: `127.0.0.1:8000`, `unix:/run/x.sock`, `fd://3`. */
-    readonly text: string,
     readonly fd: number,
     readonly kind: 'tcp' | 'unix' | 'fd',
-    /** Closes the descriptor; `removePath`: also unlink a unix socket we created. */
-    private readonly release: (removePath: boolean) => void,
-    /** Name from LISTEN_FDNAMES / TSGUNICORN_FDS, or the bind text. */
-    readonly name: string = text,
+    /**
+     * As it was bound (`127.0.0.1:8000`, `unix:/run/x.sock`, `fd://3`), also in a new master that
+     * inherited it; or the name systemd gave it (LISTEN_FDNAMES).
+     */
+    readonly name: string,
+    /**
+     * Set for a unix socket this master, or the master it took over from, bound at a path: that
+     * path is this lineage's to remove. Never for fd:// or systemd's sockets: whoever passed them
+     * owns them.
+     */
+    readonly ownPath: SocketPath | null = null,
+    /** Closes the descriptor (a unix socket's through the libuv handle that made it). */
+    private readonly release: () => void = () => closeFd(fd),
   ) {}
 
   private closed = false;
 
-  /** `removePath: false` when a new master goes on serving on the same unix socket. */
-  close(removePath = true): void {
+  /** What a person reads in logs and status: the bind address, or `fd://N (name)` for systemd's. */
+  get label(): string {
+    return isBindText(this.name) ? this.name : `fd://${this.fd} (${this.name})`;
+  }
+
+  /** Closes the descriptor (never the path: see removeOwnPath). */
+  close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.release(removePath);
+    this.release();
+  }
+
+  /**
+   * At a final stop: removes the socket's path if it is ours, still names the socket we bound
+   * (same device and inode), and no other process (a new or an old master, their workers) still
+   * holds the socket. Before close(): the holders are found by the socket's inode.
+   */
+  removeOwnPath(): void {
+    const own = this.ownPath;
+    if (!own || this.closed) return;
+    let st;
+    try {
+      st = lstatSync(own.path, { bigint: true });
+    } catch {
+      return;
+    }
+    if (!st.isSocket() || String(st.dev) !== own.dev || String(st.ino) !== own.ino) return;
+    if (otherHolders(socketInode(this.fd))) return;
+    try { unlinkSync(own.path); } catch { /* already gone */ }
+  }
+}
+
+function isBindText(name: string): boolean {
+  try {
+    parseBind(name);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -53,7 +102,7 @@ export function bindTcp(addr: Extract<BindAddress, { kind: 'tcp' }>, checkInUse:
   } catch (err) {
     throw new ListenError(`cannot listen on ${addr.text}: ${errnoMessage(err)}`);
   }
-  return new Listener(addr.text, fd, 'tcp', () => closeFd(fd));
+  return new Listener(fd, 'tcp', addr.text);
 }
 
 /** A unix socket path left by a dead server is removed; one a live server answers on is not. */
@@ -74,21 +123,34 @@ async function clearStaleUnixSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
+/**
+ * Binds a unix socket. libuv unlinks the path a pipe handle was bound at when the handle closes
+ * (and when Node closes its handles at exit), whoever serves on that path by then: a master that
+ * handed its sockets to a new one would take the path from under it. So the socket is bound at a
+ * name of its own beside the path (`.tsg-PID`) and renamed into place: libuv only ever knows the
+ * temporary name, and the path is removed by removeOwnPath alone. (`ss -xl` shows the name it was
+ * bound at.)
+ */
 async function bindUnix(addr: Extract<BindAddress, { kind: 'unix' }>, umask: number): Promise<Listener> {
   await clearStaleUnixSocket(addr.path);
+  const bound = join(dirname(addr.path), `.tsg-${process.pid}`);
+  try { unlinkSync(bound); } catch { /* none left from an earlier process with our pid */ }
   const old = process.umask(umask);
-  const handle = createServerHandle(addr.path, -1, -1);
+  const handle = createServerHandle(bound, -1, -1);
   process.umask(old);
   if (typeof handle === 'number') throw new ListenError(`cannot listen on ${addr.text}: bind failed (errno ${-handle})`);
-  return new Listener(addr.text, handle.fd, 'unix', (removePath) => {
+  try {
+    renameSync(bound, addr.path);
+  } catch (err) {
     handle.close();
-    if (!removePath) return;
-    try { unlinkSync(addr.path); } catch { /* already gone */ }
-  });
+    throw new ListenError(`cannot listen on ${addr.text}: ${errnoMessage(err)}`);
+  }
+  const st = lstatSync(addr.path, { bigint: true });
+  return new Listener(handle.fd, 'unix', addr.text, { path: addr.path, dev: String(st.dev), ino: String(st.ino) }, () => handle.close());
 }
 
-/** A socket passed in by number (fd://N, systemd, an upgrading master). */
-export function adoptFd(fd: number, name?: string): Listener {
+/** A socket passed in by number (fd://N, systemd, an upgrading master, which passes its path too). */
+export function adoptFd(fd: number, name = `fd://${fd}`, ownPath: SocketPath | null = null): Listener {
   let st;
   try {
     st = fstatSync(fd);
@@ -96,7 +158,7 @@ export function adoptFd(fd: number, name?: string): Listener {
     throw new ListenError(`fd://${fd}: no such file descriptor`);
   }
   if (!st.isSocket()) throw new ListenError(`fd://${fd}: not a socket`);
-  return new Listener(`fd://${fd}`, fd, 'fd', () => closeFd(fd), name);
+  return new Listener(fd, 'fd', name, ownPath);
 }
 
 export interface BindOptions {
