@@ -10,6 +10,7 @@ import type { Settings } from './config/settings.js';
 import { AppLoadError, ConfigError, EXIT, TsgunicornError } from './errors.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { Arbiter } from './master/arbiter.js';
+import { prepareLogFiles } from './master/log-files.js';
 import { checkIdentity, raiseFileLimit } from './master/process-limits.js';
 import type { SignalQueue } from './master/signal-queue.js';
 import { OldMaster } from './master/upgrade.js';
@@ -62,7 +63,12 @@ async function checkApp(s: Settings): Promise<void> {
 async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boolean, log: Logger): Promise<ListenerSet> {
   const upgrade = upgradeFds();
   const inherited = upgrade.length > 0 ? upgrade : systemdListenFds(process.pid);
-  if (inherited.length === 0) return ListenerSet.open(binds, s.reuse_port, s.umask, s.backlog);
+  if (inherited.length === 0) {
+    const bound = await ListenerSet.open(binds, s.reuse_port, s.umask, s.backlog);
+    // A parent that passed fd://N may have leaked its own copy under another number too.
+    closeStrayCopies(bound.all.map((l) => l.fd));
+    return bound;
+  }
   const from = upgrade.length > 0 ? 'the previous master' : 'systemd';
   const names = [...new Set(inherited.map((f) => f.name))];
   // After USR2 the sockets are the ones the bind setting made, unless the config changed since.
@@ -102,6 +108,7 @@ async function run(argv: readonly string[], signals: SignalQueue): Promise<numbe
   }
   const log = createLogger({ errorlog: s.errorlog, loglevel: s.loglevel });
   const identity = checkIdentity(s, log);
+  prepareLogFiles(s, identity);
   raiseFileLimit(s, log);
   if (s.daemon && !process.env[DAEMON_ENV]) {
     if (underSystemd()) log.warning('daemon: ignored under systemd (systemd supervises the process)');

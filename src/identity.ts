@@ -1,16 +1,17 @@
-// Who the workers run as, resolved in the master before anything starts: unknown users or groups
-// are a configuration error (exit 2). Lookups use the `posix` addon (getpwnam/getgrnam); where it
-// could not be built, getent(1) answers the same questions from the same NSS databases.
+// Who the workers run as, resolved in the master before anything starts: unknown users or groups,
+// and identities the master cannot start workers as, are a configuration error (exit 2). Lookups
+// use the `posix` addon (getpwnam/getgrnam); where it could not be built, getent(1) answers the
+// same questions from the same NSS databases.
 
 import { execFileSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isAbsolute, join } from 'node:path';
 import { ConfigError } from './errors.js';
 
 export interface Identity {
   readonly uid: number;
   readonly gid: number;
-  /** The user name, for initgroups(3); null when only a uid was given and it has no name. */
-  readonly user: string | null;
 }
 
 interface PosixAddon {
@@ -18,9 +19,6 @@ interface PosixAddon {
   getgrnam(group: string | number): { name: string; gid: number };
   getrlimit(resource: 'nofile'): { soft: number | null; hard: number | null };
   setrlimit(resource: 'nofile', limits: { soft?: number | null; hard?: number | null }): void;
-  setuid(uid: number): void;
-  setgid(gid: number): void;
-  initgroups(user: string, gid: number): void;
 }
 
 export function posixAddon(): PosixAddon | null {
@@ -73,10 +71,44 @@ function lookupGroup(group: string): number {
   throw new ConfigError(`group: no such group ${JSON.stringify(group)}`);
 }
 
-/** The workers' identity, or null to keep the master's. Throws ConfigError for unknown names. */
-export function resolveIdentity(s: { user: string | null; group: string | null }): Identity | null {
+/**
+ * setpriv(1) from util-linux (Essential on Debian), which starts workers with the user's
+ * supplementary groups: spawn() itself can only clear them. Only absolute PATH entries are
+ * searched, as the master running as root must not run a setpriv from the working directory.
+ */
+export function setpriv(): string {
+  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(':')) {
+    if (!isAbsolute(dir)) continue;
+    const file = join(dir, 'setpriv');
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      /* not in this directory */
+    }
+  }
+  throw new ConfigError('initgroups needs setpriv(1), which is not installed: apt-get install util-linux');
+}
+
+/**
+ * The workers' identity, or null to keep the master's (none set, or the master's own uid and gid).
+ * Throws ConfigError for unknown names and for what the master cannot start workers as: another
+ * identity unless it is root, initgroups without a user name or without setpriv.
+ */
+export function resolveIdentity(s: { user: string | null; group: string | null; initgroups: boolean }): Identity | null {
   if (s.user === null && s.group === null) return null;
-  const u = s.user !== null ? lookupUser(s.user) : { name: null, uid: process.getuid!(), gid: process.getgid!() };
+  const u = lookupUser(s.user ?? String(process.getuid!()));
   const gid = s.group !== null ? lookupGroup(s.group) : u.gid;
-  return { uid: u.uid, gid, user: u.name };
+  if (u.uid === process.getuid!() && gid === process.getgid!()) return null;
+  if (process.getuid!() !== 0) {
+    const setting = u.uid !== process.getuid!() || s.group === null ? 'user' : 'group';
+    const value = setting === 'user' ? s.user : s.group;
+    throw new ConfigError(`${setting}: workers can run as ${JSON.stringify(value)} only when the master runs as root (it runs as uid ${process.getuid!()}); start tsgunicorn as root, or unset ${setting}`);
+  }
+  if (s.initgroups) {
+    // setpriv --init-groups finds the groups by the uid's passwd name.
+    if (u.name === null) throw new ConfigError(`initgroups: uid ${u.uid} has no user name, and initgroups(3) needs one; name a user in passwd or turn initgroups off`);
+    setpriv();
+  }
+  return { uid: u.uid, gid };
 }

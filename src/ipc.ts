@@ -3,7 +3,6 @@
 // signals (TERM graceful, QUIT quick), so they work even when the channel is busy.
 
 import type { HookName, Settings } from './config/settings.js';
-import type { Identity } from './identity.js';
 import type { MetricsSnapshot } from './worker/metrics.js';
 
 export const WORKER_ENV = 'TSGUNICORN_WORKER';
@@ -19,12 +18,10 @@ export interface WorkerInit {
   readonly listenerInodes: string[];
   /** The worker's age: a counter the master increments for each worker it starts. */
   readonly age: number;
-  /** Who to run as (resolved by the master), or null to keep the master's identity. */
-  readonly identity: Identity | null;
 }
 
 export type WorkerMessage =
-  | { readonly t: 'ready'; readonly addresses: string[] }
+  | { readonly t: 'ready' }
   | { readonly t: 'hb'; readonly requests: number }
   | { readonly t: 'recycle'; readonly reason: string }
   /** Its metrics registry, asked for by `id`, or `final` just before a graceful exit. */

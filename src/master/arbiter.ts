@@ -19,6 +19,7 @@ import type { MasterSignal, SignalQueue } from './signal-queue.js';
 import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
 import type { MasterMetrics } from './metrics-server.js';
 import { parseBind } from '../sockets/address.js';
+import { prepareLogFiles } from './log-files.js';
 import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
 
@@ -313,6 +314,7 @@ export class Arbiter {
 
   private handleUsr1(): void {
     this.log.info('USR1: reopening log files');
+    prepareLogFiles(this.settings, this.identity);
     this.log.reopen();
     for (const w of this.workers.values()) w.signal('SIGUSR1');
   }
@@ -526,6 +528,7 @@ export class Arbiter {
     this.reload = { prevSettings: this.settings, prevIdentity: this.identity, prevGen: this.gen };
     this.settings = next;
     this.identity = identity;
+    prepareLogFiles(next, identity);
     this.log = createLogger({ errorlog: next.errorlog, loglevel: next.loglevel });
     this.gen++;
     if (next.workers !== this.target) void this.hook('nworkers_changed', this.server, next.workers, this.target);

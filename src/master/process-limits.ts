@@ -1,6 +1,7 @@
 // Checks the master makes about the process before it starts workers: who the workers will be
-// (refusing unknown users, warning loudly about root) and whether the open-file limit lets each
-// worker hold worker_connections connections (raised with setrlimit when it does not).
+// (refusing unknown users and identities it cannot start them as, warning loudly about root) and
+// whether the open-file limit lets each worker hold worker_connections connections (raised with
+// setrlimit when it does not).
 
 import { readFileSync } from 'node:fs';
 import type { Settings } from '../config/settings.js';

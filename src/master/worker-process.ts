@@ -2,7 +2,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Identity } from '../identity.js';
+import { setpriv, type Identity } from '../identity.js';
 import { WORKER_ENV, type MasterMessage, type WorkerInit, type WorkerMessage, type WorkerSettings } from '../ipc.js';
 import type { MetricsSnapshot } from '../worker/metrics.js';
 
@@ -10,6 +10,29 @@ const WORKER_MAIN = fileURLToPath(new URL('../worker/main.js', import.meta.url))
 
 /** Variables that belong to the master alone (systemd talks to the master only). */
 const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_UPGRADE', 'TSGUNICORN_CMD_ARGS'];
+
+/** A command line and the ids spawn() gives the child before it execs it. */
+interface Launch {
+  readonly file: string;
+  readonly args: string[];
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+/**
+ * How to start node as `id` (null: the master's own) from its first instruction: neither Node's bootstrap nor the app's imports
+ * ever run as root, and nothing calls process.setuid(), which Debian's nodejs refuses (io_uring,
+ * CVE-2024-22017). With spawn()'s uid/gid, libuv calls setgroups(0, NULL), setgid and setuid in the
+ * child before exec, so the worker has no supplementary groups. spawn() cannot do initgroups(3):
+ * then setpriv(1) sets the user's groups, gid and uid and execs node in the same process, which
+ * keeps the pid and the inherited descriptors (listening sockets, the IPC channel).
+ */
+function launch(nodeArgs: string[], id: Identity | null, initgroups: boolean): Launch {
+  const node = process.execPath;
+  if (id === null) return { file: node, args: nodeArgs };
+  if (initgroups) return { file: setpriv(), args: [`--reuid=${id.uid}`, `--regid=${id.gid}`, '--init-groups', '--', node, ...nodeArgs] };
+  return { file: node, args: nodeArgs, uid: id.uid, gid: id.gid };
+}
 
 export type WorkerState = 'booting' | 'ready' | 'draining';
 
@@ -42,17 +65,20 @@ export class WorkerProcess {
       const eq = kv.indexOf('=');
       env[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
-    const init: WorkerInit = { settings: opts.settings, identity: opts.identity, fds: opts.fds.map((_, i) => 3 + i), listenerInodes: opts.listenerInodes, age: opts.age };
+    const init: WorkerInit = { settings: opts.settings, fds: opts.fds.map((_, i) => 3 + i), listenerInodes: opts.listenerInodes, age: opts.age };
     env[WORKER_ENV] = JSON.stringify(init);
-    const child = spawn(process.execPath, [...process.execArgv, ...opts.settings.node_options, WORKER_MAIN], {
+    const how = launch([...process.execArgv, ...opts.settings.node_options, WORKER_MAIN], opts.identity, opts.settings.initgroups);
+    const child = spawn(how.file, how.args, {
       stdio: ['ignore', 'inherit', 'inherit', ...opts.fds, 'ipc'],
       env,
       detached: true,
       serialization: 'json',
+      uid: how.uid,
+      gid: how.gid,
     });
     if (child.pid === undefined) {
       child.once('error', () => { /* reported below */ });
-      throw new Error(`could not start ${process.execPath} (out of processes or memory?)`);
+      throw new Error(`could not start ${how.file} (out of processes or memory?)`);
     }
     return new WorkerProcess(child, opts.age, opts.gen, opts.slot);
   }

@@ -12,7 +12,6 @@ import { createLogger, type Logger } from '../logging/logger.js';
 import type { Drain } from './drain.js';
 import { closeStrayCopies } from '../sockets/stray-fds.js';
 import { createServers } from './http-server.js';
-import { dropPrivileges } from './privileges.js';
 
 const init = JSON.parse(process.env[WORKER_ENV] ?? 'null') as WorkerInit | null;
 if (!init || !process.send) {
@@ -108,7 +107,7 @@ async function main(log: Logger): Promise<void> {
   if (hooks.worker_abort) process.on('SIGABRT', () => void runHook(hooks, 'worker_abort', log, self).then(() => process.exit(1)));
   await runHook(hooks, 'post_fork', log, server, self);
 
-  dropPrivileges(s.umask, init!.identity, s.initgroups);
+  process.umask(s.umask); // user and groups are the master's doing: it starts workers as that user
   const app = await loadApp(parseAppSpec(s.app ?? ''), process.cwd());
   access = accessWriter(s.accesslog, s.access_log_format);
   const metrics = s.metrics_bind === null ? null : new (await import('./metrics.js')).WorkerMetrics();
@@ -149,11 +148,7 @@ async function main(log: Logger): Promise<void> {
     lastAcceptError = Date.now();
   });
   await runHook(hooks, 'post_worker_init', log, self);
-  const addresses = servers.map((srv) => {
-    const a = srv.address();
-    return typeof a === 'string' ? `unix:${a}` : a ? (a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`) : '?';
-  });
-  send({ t: 'ready', addresses });
+  send({ t: 'ready' });
 }
 
 main(log).catch(async (err: unknown) => {

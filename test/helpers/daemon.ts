@@ -42,6 +42,8 @@ export interface DaemonOptions {
   readonly prefix?: readonly string[];
   /** Standard error to this descriptor instead of a pipe the helper reads. */
   readonly stderrFd?: number;
+  /** Descriptors of this process passed to the daemon as fds 3, 4, ... (for fd://N). */
+  readonly fds?: readonly number[];
 }
 
 export class Daemon {
@@ -58,7 +60,7 @@ export class Daemon {
     this.proc = spawn(command[0]!, command.slice(1), {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', opts.stderrFd ?? 'pipe'],
+      stdio: ['ignore', 'pipe', opts.stderrFd ?? 'pipe', ...(opts.fds ?? [])],
     });
     this.proc.stdout!.on('data', (d: Buffer) => { this.output += d.toString(); });
     this.proc.stderr?.on('data', (d: Buffer) => { this.output += d.toString(); });

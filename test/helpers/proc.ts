@@ -90,3 +90,29 @@ export function tcpInodes(port: number, state: 'listen' | 'established'): string
     .filter((c) => c[3] === st && c[1]?.endsWith(`:${hex}`))
     .map((c) => c[9]!);
 }
+
+/** Inodes of every listening socket on the machine: TCP (state 0A) and unix (__SO_ACCEPTCON). */
+export function listeningInodes(): Set<string> {
+  const rows = (f: string): string[][] => readFileSync(f, 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  const tcp = ['/proc/net/tcp', '/proc/net/tcp6'].flatMap(rows).filter((c) => c[3] === '0A').map((c) => c[9]!);
+  const unix = rows('/proc/net/unix').filter((c) => c[3] === '00010000').map((c) => c[6]!);
+  return new Set([...tcp, ...unix]);
+}
+
+/** The processes that hold any of these sockets. */
+export function holdersOf(inodes: ReadonlySet<string>): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (/^\d+$/.test(entry) && socketInodes(Number(entry)).some((i) => inodes.has(i))) out.push(Number(entry));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** How many descriptors a process has open (NaN when it is gone). */
+export function fdCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}

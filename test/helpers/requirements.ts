@@ -35,17 +35,10 @@ export function lacksNotify(): string | null {
   return hasCommand('python3') ? null : 'no python3 (the NOTIFY_SOCKET receiver)';
 }
 
-/** Why workers cannot switch users here (root, and a way Node allows), or null. */
+/** Why workers cannot be started as another user here (root; setpriv(1) for initgroups), or null. */
 export function lacksUserSwitch(): string | null {
   if (process.getuid?.() !== 0) return 'not root';
-  if (loads('posix')) return null;
-  try {
-    // Debian's nodejs refuses set*id/setgroups (io_uring, CVE-2024-22017); the posix addon does not.
-    process.setgroups!(process.getgroups!());
-    return null;
-  } catch {
-    return 'no posix addon, and this Node refuses process.setuid (apt-get install build-essential python3, then npm rebuild posix)';
-  }
+  return hasCommand('setpriv') ? null : 'no setpriv (apt-get install util-linux)';
 }
 
 /**
