@@ -16,6 +16,9 @@ export const SIGNALS_HELP: readonly [string, string][] = [
   ['WINCH', 'gracefully stop all workers; the master stays'],
 ];
 
+/** What happens to a signal that comes while the master is busy (docs/signals.md has the table). */
+export const SIGNALS_PHASES = 'Signals are handled from the first instruction. A HUP or USR2 that comes while the master boots, reloads, upgrades or rolls back is carried out when that ends (repeats coalesce, with a log line; after a handoff the new master gets it); TERM, INT and QUIT always take effect at once; while stopping, the others are ignored with a log line.';
+
 export const EXIT_STATUS: readonly [string, string][] = [
   ['0', 'The master stopped cleanly (TERM, INT or QUIT), or --help, --version, --print-config or --check-config succeeded.'],
   ['1', 'Runtime error, such as an address already in use or a pidfile naming a running master.'],
@@ -70,6 +73,7 @@ export function helpText(version: string): string {
   }
   out.push('', 'signals (to the master):');
   for (const [sig, what] of SIGNALS_HELP) out.push(`  ${sig.padEnd(14)}${what}`);
+  out.push(wrap(SIGNALS_PHASES, 78, '  '));
   out.push('', 'exit status:');
   for (const [code, what] of EXIT_STATUS) out.push(`  ${code}  ${what.split(':')[0]!.split('.')[0]}`);
   return `${out.join('\n')}\n`;

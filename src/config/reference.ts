@@ -3,7 +3,7 @@
 // the committed files can be checked for staleness (packaging/gen-docs.ts --check, test/docs.test.ts).
 
 import { SETTINGS } from './settings.js';
-import { EXIT_STATUS, SIGNALS_HELP, defaultText } from './help.js';
+import { EXIT_STATUS, SIGNALS_HELP, SIGNALS_PHASES, defaultText } from './help.js';
 import type { SettingSpec } from './setting-types.js';
 
 const GENERATED = 'Generated from src/config/settings.ts by `npm run docs` (packaging/gen-docs.ts); do not edit.';
@@ -222,6 +222,8 @@ export function manPage(version: string): string {
   out.push('.SH SIGNALS', roffText('Signals are sent to the master process:'));
   for (const [sig, what] of SIGNALS_HELP) out.push('.TP', bold(sig), roffText(what));
   out.push(
+    '.PP',
+    roffText(SIGNALS_PHASES),
     '.PP',
     roffText('A worker that stays silent for longer than `timeout` is sent SIGABRT, then SIGKILL, and replaced.'),
     '.SH "CONFIGURATION FILES"',

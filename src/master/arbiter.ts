@@ -36,7 +36,7 @@ const EFFECTS: Record<Phase, Partial<Record<MasterSignal, 'later' | 'ignored'>>>
   booting: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
   running: {},
   reloading: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
-  upgrading: { SIGHUP: 'later', SIGUSR2: 'later' },
+  upgrading: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
   'handed off': { SIGUSR2: 'ignored' },
   'rolling back': { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
   stopping: { SIGHUP: 'ignored', SIGUSR2: 'ignored', SIGTTIN: 'ignored', SIGTTOU: 'ignored', SIGWINCH: 'ignored' },
@@ -267,13 +267,16 @@ export class Arbiter {
     }
   }
 
-  /** A new master became the main process: what was pending here is its business now. */
+  /**
+   * A new master became the main process: a pending reload or upgrade is its business now. A
+   * pending WINCH stays: it is meant for this master's workers.
+   */
   private forwardPending(to: number): void {
-    for (const sig of this.pending) {
+    for (const sig of ['SIGHUP', 'SIGUSR2'] as const) {
+      if (!this.pending.delete(sig)) continue;
       this.log.info(`Passing the pending ${signalName(sig)} on to the new master (pid ${to})`);
       try { process.kill(to, sig); } catch { /* it is gone: the rollback says so */ }
     }
-    this.pending.clear();
   }
 
   private handle(sig: MasterSignal): void {
