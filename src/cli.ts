@@ -45,9 +45,10 @@ function underSystemd(): boolean {
 }
 
 /** -D: start ourselves again detached from the terminal, then leave. */
-function daemonize(argv: readonly string[]): never {
+function daemonize(argv: readonly string[], cwd: string): never {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
     detached: true,
+    cwd,
     stdio: 'ignore',
     env: { ...process.env, [DAEMON_ENV]: '1' },
   });
@@ -84,7 +85,8 @@ async function openListeners(s: Settings, binds: BindAddress[], bindGiven: boole
 }
 
 async function run(argv: readonly string[], signals: SignalQueue): Promise<number> {
-  const { settings: s, explicit, help, version } = await loadSettings(argv);
+  const startDir = process.cwd();
+  const { settings: s, explicit, help, version } = await loadSettings(argv, process.env, startDir);
   if (help || version || s.print_config || s.check_config) signals.release();
   if (help) { process.stdout.write(helpText(VERSION)); return EXIT.OK; }
   if (version) { process.stdout.write(`tsgunicorn ${VERSION} (node ${process.version})\n`); return EXIT.OK; }
@@ -112,7 +114,7 @@ async function run(argv: readonly string[], signals: SignalQueue): Promise<numbe
   raiseFileLimit(s, log);
   if (s.daemon && !process.env[DAEMON_ENV]) {
     if (underSystemd()) log.warning('daemon: ignored under systemd (systemd supervises the process)');
-    else daemonize(argv);
+    else daemonize(argv, startDir);
   }
   const pidfile = s.pidfile === null ? null : new Pidfile(s.pidfile);
   pidfile?.create();
@@ -123,7 +125,7 @@ async function run(argv: readonly string[], signals: SignalQueue): Promise<numbe
     pidfile?.unlink();
     throw err;
   }
-  const code = await new Arbiter({ argv, settings: s, identity, log, listeners, pidfile, signals, oldMaster: OldMaster.fromEnv() }).run();
+  const code = await new Arbiter({ argv, startDir, settings: s, identity, log, listeners, pidfile, signals, oldMaster: OldMaster.fromEnv() }).run();
   await log.flush();
   return code;
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, fixture, freePort, get, rawHttp, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
 
@@ -212,3 +212,27 @@ module.exports = { workers: ${n}, bind: ['127.0.0.1:${port}'], nworkers_changed 
     t.is(readFileSync(mark, 'utf8'), '1->3\n');
   });
 }
+
+test.serial('a relative -c with --chdir means the same file on HUP and in the new master after USR2', async (t) => {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'appdir'));
+  copyFileSync(fixture('app.mjs'), join(dir, 'appdir', 'app.mjs'));
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  const write = (n: number): void => writeFileSync(join(dir, 'conf.toml'), `workers = ${n}\nbind = ["127.0.0.1:${port}"]\npidfile = "${pidfile}"\n`);
+  write(1);
+  const d = start(t, ['-c', 'conf.toml', '--chdir', 'appdir', 'app.mjs'], { cwd: dir });
+  t.teardown(() => { try { process.kill(Number(readFileSync(pidfile, 'utf8')), 'SIGKILL'); } catch { /* gone */ } });
+  await d.waitReady();
+  write(2);
+  d.signal('SIGHUP');
+  await d.waitForLog(/Reloaded: 2 new worker/);
+  t.notRegex(d.output, /Reload failed/);
+  write(3);
+  d.signal('SIGUSR2');
+  await d.waitForLog(/Upgrade complete: this master \(pid \d+\)/);
+  const next = Number(readFileSync(pidfile, 'utf8'));
+  t.not(next, d.pid);
+  await d.waitForLog(new RegExp(`\\[${next}\\] \\[INFO\\] Using 3 worker`));
+  t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});

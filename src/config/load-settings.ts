@@ -1,5 +1,7 @@
 // Resolves the settings from every source. Precedence, lowest first (SPEC §2): defaults, config
-// file, TSGUNICORN_CMD_ARGS, command line. The master calls this again on HUP with the same argv.
+// file, TSGUNICORN_CMD_ARGS, command line. The master calls this again on HUP with the same argv,
+// and relative paths (the config file, chdir) mean the same then: they are resolved against the
+// directory the process started in, not the one `chdir` moved it to.
 
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
@@ -26,19 +28,20 @@ function envArgs(env: NodeJS.ProcessEnv): ParsedArgs {
   }
 }
 
-export async function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<LoadedSettings> {
+export async function loadSettings(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Promise<LoadedSettings> {
   const cli = parseArgs(argv);
   if (cli.help || cli.version) {
     return { settings: resolveValues([]), explicit: new Set(), help: cli.help, version: cli.version };
   }
   const fromEnv = envArgs(env);
   const configPath = (cli.values.get('config') ?? fromEnv.values.get('config') ?? null) as string | null;
-  const fromFile = configPath === null ? new Map<string, unknown>() : await loadConfigFile(configPath);
+  const fromFile = configPath === null ? new Map<string, unknown>() : await loadConfigFile(resolve(cwd, configPath));
   const layers: Map<string, unknown>[] = [fromFile, fromEnv.values, cli.values];
   const positional = cli.appModule ?? fromEnv.appModule;
   if (positional !== null) layers.push(new Map([['app', positional]]));
   const settings = resolveValues(layers);
-  if (settings.config !== null) settings.config = resolve(settings.config);
+  if (settings.config !== null) settings.config = resolve(cwd, settings.config);
+  if (settings.chdir !== null) settings.chdir = resolve(cwd, settings.chdir);
   const explicit = new Set(layers.flatMap((l) => [...l.keys()]));
   return { settings, explicit, help: false, version: false };
 }

@@ -55,6 +55,8 @@ const UNRESPONSIVE_MS = 2000;
 
 export interface ArbiterOptions {
   readonly argv: readonly string[];
+  /** Where the process started: what relative paths in argv mean, for HUP and for a new master. */
+  readonly startDir: string;
   readonly settings: Settings;
   /** Who the workers run as (resolved with the settings). */
   readonly identity: Identity | null;
@@ -512,7 +514,7 @@ export class Arbiter {
     let next: Settings;
     let identity: Identity | null;
     try {
-      next = (await loadSettings(this.opts.argv)).settings;
+      next = (await loadSettings(this.opts.argv, process.env, this.opts.startDir)).settings;
       parseAppSpec(next.app ?? '');
       await checkTls(next);
       identity = resolveIdentity(next);
@@ -572,7 +574,7 @@ export class Arbiter {
     await this.hook('pre_exec', this.server);
     if (this.stopping) return;
     try {
-      this.upgrade = NewMaster.start(this.opts.argv, this.listeners.handover(), this.settings.upgrade_timeout * 1000, {
+      this.upgrade = NewMaster.start(this.opts.argv, this.opts.startDir, this.listeners.handover(), this.settings.upgrade_timeout * 1000, {
         onTakeover: () => this.handOff(),
         onFailure: (why) => this.upgradeFailed(why),
         onExit: () => this.newMasterExited(),

@@ -50,8 +50,8 @@ export class NewMaster {
     return this.child.pid!;
   }
 
-  /** Starts `argv` (this program, re-read from disk) with the listeners at fds 3, 4, ... */
-  static start(argv: readonly string[], listeners: readonly Handover[], timeoutMs: number, events: UpgradeEvents): NewMaster {
+  /** Starts `argv` (this program, re-read from disk) in `cwd` with the listeners at fds 3, 4, ... */
+  static start(argv: readonly string[], cwd: string, listeners: readonly Handover[], timeoutMs: number, events: UpgradeEvents): NewMaster {
     const env: NodeJS.ProcessEnv = { ...process.env };
     env[UPGRADE_FDS_ENV] = encodeUpgradeFds(listeners.map((h, i) => ({ fd: LISTEN_FDS_START + i, name: h.listener.name, slot: h.slot, ownPath: h.listener.ownPath })));
     env[UPGRADE_ENV] = String(process.pid);
@@ -59,6 +59,7 @@ export class NewMaster {
     delete env['WATCHDOG_PID'];
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
       stdio: ['ignore', 'inherit', 'inherit', ...listeners.map((h) => h.listener.fd), 'ipc'],
+      cwd,
       env,
       serialization: 'json',
     });
