@@ -2,37 +2,13 @@
 // but with proxy_next_upstream off: nginx retries nothing, so any connection tsgunicorn drops or
 // refuses during a reload, an upgrade or a TTOU shows up as a 502 to the client.
 
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, childrenOf, cmdline, fixture, freePort, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
+import { alive, fixture, freePort, pidIn, sleep, start, tempDir, trackAll, waitUntil, workersOf } from './helpers/daemon.js';
 import { Load } from './helpers/load.js';
 import { lacksNginx, startNginx } from './helpers/nginx.js';
 import { needing } from './helpers/requirements.js';
-
-const pidIn = (file: string): number | null => {
-  try { return Number(readFileSync(file, 'utf8').trim()) || null; } catch { return null; }
-};
-
-/** A master's worker processes (not a new master it started for an upgrade). */
-const workersOf = (master: number): number[] =>
-  childrenOf(master).filter((pid) => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid)));
-
-/**
- * Follows the pidfile through the upgrade, as upgrade.test.ts does: the new master and its
- * workers are no children of the process the Daemon helper started, once that one has exited.
- */
-function killAllAtEnd(t: ExecutionContext, pidfile: string): void {
-  const seen = new Set<number>();
-  const timer = setInterval(() => {
-    const p = pidIn(pidfile);
-    if (p) { seen.add(p); for (const c of childrenOf(p)) seen.add(c); }
-  }, 50);
-  t.teardown(() => {
-    clearInterval(timer);
-    for (const p of seen) if (/tsgunicorn|worker\/main\.js/.test(cmdline(p))) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
-  });
-}
 
 /** Requests that must be served after each step settles, by the generation now serving. */
 const AFTER_STEP = 300;
@@ -56,7 +32,7 @@ const behindNginx = test.macro({
     // tsgunicorn's --bind and nginx's upstream server line spell both the same way.
     const address = upstream === 'unix' ? `unix:${join(dir, 'app.sock')}` : `127.0.0.1:${await freePort()}`;
     const d = start(t, ['-w', '2', '-b', address, '-p', pidfile, fixture('app.mjs')]);
-    killAllAtEnd(t, pidfile);
+    trackAll(t, pidfile);
     await d.waitReady();
     const first = await d.waitWorkers(2);
     // nginx after tsgunicorn is ready: a request before would be a 502 and an error-log line.

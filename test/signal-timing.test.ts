@@ -7,7 +7,7 @@
 import test from 'ava';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, fixture, freePort, get, sleep, start, tempDir, waitUntil, type Daemon } from './helpers/daemon.js';
+import { alive, fixture, freePort, get, pidIn, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 
 const SIGNUM = { SIGHUP: 1, SIGUSR2: 12 } as const;
 
@@ -20,10 +20,6 @@ function catches(pid: number, sig: keyof typeof SIGNUM): boolean {
     return false;
   }
 }
-
-const pidIn = (file: string): number | null => {
-  try { return Number(readFileSync(file, 'utf8').trim()) || null; } catch { return null; }
-};
 
 interface Setup {
   readonly d: Daemon;
@@ -39,8 +35,7 @@ async function daemon(t: import('ava').ExecutionContext, extra: readonly string[
   const pidfile = join(dir, 'master.pid');
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pidfile, ...extra, app]);
-  // Masters started by USR2 are not the Daemon's children once the first has gone: kill them too.
-  t.teardown(() => { const p = pidIn(pidfile); if (p) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } });
+  trackAll(t, pidfile);
   return { d, port, app, pidfile };
 }
 
@@ -110,7 +105,7 @@ test.serial('HUP during an upgrade is passed on to the new master, which reloads
 });
 
 test.serial('HUP during an upgrade that rolls back, and USR2 right after the rollback, are carried out by the old master', async (t) => {
-  const s = await daemon(t, ['--upgrade-timeout', '1']);
+  const s = await daemon(t, ['--upgrade-timeout', '2']);
   await s.d.waitReady();
   writeFileSync(s.app, "await new Promise((r) => setTimeout(r, 60000));\nexport default (req, res) => res.end('late');\n");
   s.d.signal('SIGUSR2');

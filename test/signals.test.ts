@@ -1,7 +1,7 @@
 import test from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, fixture, freePort, get, rawHttp, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
+import { alive, fixture, freePort, get, pidIn, rawHttp, sleep, start, tempDir, trackAll, waitUntil } from './helpers/daemon.js';
 
 test.serial('TTIN and TTOU change the worker count, never below 1', async (t) => {
   const port = await freePort();
@@ -222,7 +222,7 @@ test.serial('a relative -c with --chdir means the same file on HUP and in the ne
   const write = (n: number): void => writeFileSync(join(dir, 'conf.toml'), `workers = ${n}\nbind = ["127.0.0.1:${port}"]\npidfile = "${pidfile}"\n`);
   write(1);
   const d = start(t, ['-c', 'conf.toml', '--chdir', 'appdir', 'app.mjs'], { cwd: dir });
-  t.teardown(() => { try { process.kill(Number(readFileSync(pidfile, 'utf8')), 'SIGKILL'); } catch { /* gone */ } });
+  trackAll(t, pidfile);
   await d.waitReady();
   write(2);
   d.signal('SIGHUP');
@@ -231,7 +231,7 @@ test.serial('a relative -c with --chdir means the same file on HUP and in the ne
   write(3);
   d.signal('SIGUSR2');
   await d.waitForLog(/Upgrade complete: this master \(pid \d+\)/);
-  const next = Number(readFileSync(pidfile, 'utf8'));
+  const next = pidIn(pidfile)!;
   t.not(next, d.pid);
   await d.waitForLog(new RegExp(`\\[${next}\\] \\[INFO\\] Using 3 worker`));
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);

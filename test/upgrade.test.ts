@@ -2,28 +2,11 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, assertOneSocketPerWorker, childrenOf, fixture, freePort, get, runCli, sleep, start, tcpInodes, tempDir, waitUntil, type Daemon } from './helpers/daemon.js';
+import { alive, assertOneSocketPerWorker, childrenOf, fixture, freePort, get, pidIn, runCli, sleep, start, tcpInodes, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 import { Load } from './helpers/load.js';
+import { kernelMigratesQueued } from '../src/sockets/listener-set.js';
 import { NotifySocket } from './helpers/notify-socket.js';
 import { lacksNotify, lacksSocketActivate, serialNeeding } from './helpers/requirements.js';
-
-const pidIn = (file: string): number | null => {
-  try { return Number(readFileSync(file, 'utf8').trim()) || null; } catch { return null; }
-};
-
-/** Follows pidfile moves through upgrades; kills every master and worker it saw at teardown. */
-function trackAll(t: import('ava').ExecutionContext, pidfile: string): () => number[] {
-  const seen = new Set<number>();
-  const timer = setInterval(() => {
-    const p = pidIn(pidfile);
-    if (p) { seen.add(p); for (const c of childrenOf(p)) seen.add(c); }
-  }, 50);
-  t.teardown(() => {
-    clearInterval(timer);
-    for (const p of seen) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
-  });
-  return () => [...seen];
-}
 
 async function upgraded(d: Daemon, pidfile: string, from: number): Promise<number> {
   await waitUntil('new master in the pidfile and old master gone', () => {
@@ -173,7 +156,15 @@ test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new m
   const served2 = load2.served;
   await waitUntil('served by the third master', () => load2.served > served2 + 200);
   const r2 = await load2.stop();
-  t.is(r2.failed, 0, JSON.stringify(r2.errors));
+  if (kernelMigratesQueued()) {
+    t.is(r2.failed, 0, JSON.stringify(r2.errors));
+  } else {
+    // The slots nobody takes over close with the old master's last worker on them; without
+    // net.ipv4.tcp_migrate_req the kernel resets what is queued on them at that instant
+    // (docs/reliability.md). Measured: none in most runs, one reset now and then.
+    t.true(r2.failed <= 3 && Object.keys(r2.errors).every((k) => k === 'ECONNRESET'), JSON.stringify(r2.errors));
+    t.log(`tcp_migrate_req is off: ${r2.failed} reset(s) as the spare slots closed`);
+  }
   assertOneSocketPerWorker(t, childrenOf(third), port, 1);
   t.true(after.includes(tcpInodes(port, 'listen')[0]!), 'the remaining socket is one of the carried-over ones');
   t.notRegex(d.output, /kernel resets connections/, 'nothing to warn about: the old master still served those sockets');

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
+import { readPid } from '../../src/pidfile.js';
 import { alive, childrenOf, cmdline, socketInodes, tcpInodes } from './proc.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -34,6 +35,33 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
 }
 
 export { alive, childrenOf, cmdline, freePort, socketInodes, tcpInodes } from './proc.js';
+/** The pid a pidfile names, or null. */
+export { readPid as pidIn } from '../../src/pidfile.js';
+
+const OURS = /tsgunicorn|worker\/main\.js/;
+
+/** A master's worker processes (not a new master it started for an upgrade). */
+export function workersOf(master: number): number[] {
+  return childrenOf(master).filter((pid) => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid)));
+}
+
+/**
+ * Follows a pidfile through upgrades and kills every master and worker it saw at teardown: after
+ * USR2 the new master is no child of the process the test started, once that one has exited.
+ */
+export function trackAll(t: ExecutionContext, pidfile: string): () => number[] {
+  const seen = new Set<number>();
+  const timer = setInterval(() => {
+    const p = readPid(pidfile);
+    if (p) { seen.add(p); for (const c of childrenOf(p)) seen.add(c); }
+  }, 50);
+  t.teardown(() => {
+    clearInterval(timer);
+    // A pid seen earlier may belong to someone else by now: only ours are killed.
+    for (const p of seen) if (OURS.test(cmdline(p))) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
+  });
+  return () => [...seen];
+}
 
 export interface DaemonOptions {
   readonly env?: NodeJS.ProcessEnv;
@@ -79,7 +107,7 @@ export class Daemon {
 
   /** The master's worker processes (not a new master it started for an upgrade). */
   workers(): number[] {
-    return childrenOf(this.pid).filter((pid) => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid)));
+    return workersOf(this.pid);
   }
 
   async waitForLog(re: RegExp, timeoutMs = 30000): Promise<RegExpMatchArray> {
@@ -120,7 +148,7 @@ export class Daemon {
     clearInterval(this.sampler);
     for (const pid of [this.pid, ...this.seen]) {
       // A pid seen earlier may belong to someone else by now: only ours are killed.
-      if (pid !== this.pid && !/tsgunicorn|worker\/main\.js/.test(cmdline(pid))) continue;
+      if (pid !== this.pid && !OURS.test(cmdline(pid))) continue;
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
   }
