@@ -1,7 +1,8 @@
 import test from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, fixture, freePort, get, pidIn, rawHttp, sleep, start, tempDir, trackAll, waitUntil } from './helpers/daemon.js';
+import { alive, fixture, freePort, get, pidIn, rawHttp, runCli, sleep, start, tempDir, trackAll, waitUntil } from './helpers/daemon.js';
+import { fdCount } from './helpers/proc.js';
 
 test.serial('TTIN and TTOU change the worker count, never below 1', async (t) => {
   const port = await freePort();
@@ -235,4 +236,31 @@ test.serial('a relative -c with --chdir means the same file on HUP and in the ne
   t.not(next, d.pid);
   await d.waitForLog(new RegExp(`\\[${next}\\] \\[INFO\\] Using 3 worker`));
   t.is((await get(`http://127.0.0.1:${port}/`)).status, 200);
+});
+
+test.serial('20 HUPs with a file errorlog leave the master\'s descriptor count as it was (one logger, reconfigured)', async (t) => {
+  const dir = tempDir();
+  const port = await freePort();
+  const log = join(dir, 'error.log');
+  const logged = (): string => { try { return readFileSync(log, 'utf8'); } catch { return ''; } };
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--error-logfile', log, fixture('app.mjs')]);
+  await waitUntil('ready', () => /Ready: 1 worker/.test(logged()), 30000);
+  await waitUntil('one worker', () => d.workers().length === 1);
+  const before = fdCount(d.pid);
+  for (let i = 1; i <= 20; i++) {
+    d.signal('SIGHUP');
+    await waitUntil(`reload ${i}`, () => (logged().match(/Reloaded: /g) ?? []).length === i, 30000);
+  }
+  await waitUntil(`the master's descriptors back at ${before} (have ${fdCount(d.pid)})`, () => d.workers().length === 1 && fdCount(d.pid) === before, 10000);
+  t.pass();
+});
+
+test('the last line before a boot failure exit is in the log file', async (t) => {
+  const dir = tempDir();
+  const log = join(dir, 'error.log');
+  const r = await runCli(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--error-logfile', log, fixture('syntax-error.mjs')]);
+  t.is(r.code, 4);
+  const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
+  t.regex(lines.join('\n'), /App failed to load\. Shutting down \(exit 4\)/);
+  t.regex(lines.at(-1)!, /\[INFO\] Shutting down: Master$/);
 });

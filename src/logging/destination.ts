@@ -53,6 +53,21 @@ export class Destination extends Writable {
     done();
   }
 
+  /** Resolves once what was written so far has left for the file or standard stream too. */
+  flushed(): Promise<void> {
+    const stream = this.stream;
+    return new Promise((done) => {
+      // Writes complete in order: an empty one's callback comes after everything before it.
+      if (broken.has(stream)) setImmediate(done);
+      else stream.write('', () => done());
+    });
+  }
+
+  /** Closes the file (a reload moved the log elsewhere). No-op for `-`. */
+  close(): void {
+    if (this.stream !== process.stderr && this.stream !== this.std) (this.stream as WriteStream).end();
+  }
+
   /** Reopen the file at the same path (after logrotate). No-op for `-`. */
   reopen(): void {
     if (this.isStd) return;

@@ -26,8 +26,10 @@ export interface Logger {
   critical(msg: string): void;
   /** Reopen log files (USR1). */
   reopen(): void;
-  /** Resolves once everything logged so far is written (before process.exit). */
+  /** Resolves once everything logged so far is written, to the file too (before process.exit). */
   flush(): Promise<void>;
+  /** A reload: the same logger, with the new settings (a new file is opened, the old one closed). */
+  reconfigure(opts: LoggerOptions): void;
 }
 
 /** True when fd 2 is the stream systemd's JOURNAL_STREAM (`DEV:INODE`) describes. */
@@ -74,12 +76,12 @@ function createWinston(dest: Destination, loglevel: Level): Winston.Logger {
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  const dest = new Destination(opts.errorlog, process.stderr);
-  const threshold = LEVELS[opts.loglevel];
+  let current = opts;
+  let dest = new Destination(opts.errorlog, process.stderr);
   let w: Winston.Logger | null = null;
   const log = (level: Level) => (msg: string) => {
-    if (LEVELS[level] > threshold) return;
-    w ??= createWinston(dest, opts.loglevel);
+    if (LEVELS[level] > LEVELS[current.loglevel]) return;
+    w ??= createWinston(dest, current.loglevel);
     w.log(level, msg);
   };
   return {
@@ -89,9 +91,15 @@ export function createLogger(opts: LoggerOptions): Logger {
     error: log('error'),
     critical: log('critical'),
     reopen: () => dest.reopen(),
-    flush: () => new Promise((done) => {
-      if (dest.writableLength === 0) setImmediate(done);
-      else dest.once('drain', done);
-    }),
+    flush: () => dest.flushed(),
+    reconfigure: (next) => {
+      if (next.errorlog !== current.errorlog) {
+        const old = dest;
+        dest = new Destination(next.errorlog, process.stderr);
+        void old.flushed().then(() => old.close());
+      }
+      current = next;
+      w = null;
+    },
   };
 }

@@ -8,7 +8,7 @@ import { parseAppSpec } from '../app/app-spec.js';
 import { EXIT, TsgunicornError } from '../errors.js';
 import { runHook } from '../hooks.js';
 import { WORKER_EXIT, type WorkerMessage, type WorkerSettings } from '../ipc.js';
-import { createLogger, type Logger } from '../logging/logger.js';
+import type { Logger } from '../logging/logger.js';
 import type { Pidfile } from '../pidfile.js';
 import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.js';
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
@@ -84,7 +84,7 @@ function workerSettings(s: Settings): WorkerSettings {
 export class Arbiter {
   private settings: Settings;
   private identity: Identity | null;
-  private log: Logger;
+  private readonly log: Logger;
   private readonly listeners: ListenerSet;
   private readonly pidfile: Pidfile | null;
   private readonly workers = new Map<number, WorkerProcess>();
@@ -534,7 +534,7 @@ export class Arbiter {
     this.settings = next;
     this.identity = identity;
     prepareLogFiles(next, identity);
-    this.log = createLogger({ errorlog: next.errorlog, loglevel: next.loglevel });
+    this.log.reconfigure({ errorlog: next.errorlog, loglevel: next.loglevel });
     this.gen++;
     if (next.workers !== this.target) void this.hook('nworkers_changed', this.server, next.workers, this.target);
     this.target = next.workers;
@@ -557,7 +557,7 @@ export class Arbiter {
     this.gen = prev.prevGen;
     this.settings = prev.prevSettings;
     this.identity = prev.prevIdentity;
-    this.log = createLogger({ errorlog: this.settings.errorlog, loglevel: this.settings.loglevel });
+    this.log.reconfigure({ errorlog: this.settings.errorlog, loglevel: this.settings.loglevel });
     this.target = this.settings.workers;
     this.log.error(`Reload failed (${why}); the previous workers keep serving`);
     this.status.reloadFailed(why);
