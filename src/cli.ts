@@ -118,6 +118,7 @@ async function run(argv: readonly string[], signals: SignalQueue): Promise<numbe
   }
   const pidfile = s.pidfile === null ? null : new Pidfile(s.pidfile);
   pidfile?.create();
+  if (pidfile) signals.onEarlyStop(() => pidfile.unlink());
   let listeners: ListenerSet;
   try {
     listeners = await openListeners(s, binds, explicit.has('bind'), log);
@@ -125,6 +126,7 @@ async function run(argv: readonly string[], signals: SignalQueue): Promise<numbe
     pidfile?.unlink();
     throw err;
   }
+  signals.onEarlyStop(() => listeners.close(true));
   const code = await new Arbiter({ argv, startDir, settings: s, identity, log, listeners, pidfile, signals, oldMaster: OldMaster.fromEnv() }).run();
   await log.flush();
   return code;

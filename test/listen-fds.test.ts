@@ -2,7 +2,7 @@
 // and sd_listen_fds(3)'s variables: names and worker slots survive the trip.
 
 import test from 'ava';
-import { UPGRADE_FDS_ENV, encodeUpgradeFds, systemdListenFds, upgradeFds } from '../src/systemd/listen-fds.js';
+import { OWNED_PATHS_ENV, UPGRADE_FDS_ENV, systemdListenFds, upgradeEnv, upgradeFds } from '../src/systemd/listen-fds.js';
 
 test('the handover list keeps names (with any characters), reuse-port slots and owned socket paths, and is read once', (t) => {
   const fds = [
@@ -13,9 +13,10 @@ test('the handover list keeps names (with any characters), reuse-port slots and 
     { fd: 7, name: '[::1]:8000', slot: 1, ownPath: null },
     { fd: 8, name: 'unix:/run/passed-in.sock', slot: null, ownPath: null },
   ];
-  const env: NodeJS.ProcessEnv = { [UPGRADE_FDS_ENV]: encodeUpgradeFds(fds) };
+  const env: NodeJS.ProcessEnv = upgradeEnv(fds);
+  t.is(env[UPGRADE_FDS_ENV]!.split(',')[0], '3:unix%3A%2Frun%2Fa%2Cb%3Ac.sock', 'the list an older tsgunicorn reads is as it was');
   t.deepEqual(upgradeFds(env), fds);
-  t.false(UPGRADE_FDS_ENV in env, 'the variable is not passed on to workers');
+  t.false(UPGRADE_FDS_ENV in env || OWNED_PATHS_ENV in env, 'the variables are not passed on to workers');
   t.deepEqual(upgradeFds(env), []);
 });
 

@@ -5,7 +5,7 @@
 // pidfile names a new master), and the log says when one waited or was coalesced.
 
 import test from 'ava';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, fixture, freePort, get, pidIn, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 
@@ -66,6 +66,8 @@ for (const sig of ['SIGHUP', 'SIGUSR2'] as const) {
       }
       t.is((await get(`http://127.0.0.1:${s.port}/`)).body, 'v2\n', 'the new code serves');
       const early = /(HUP|USR2) while booting: carried out when that ends/.test(s.d.output);
+      // At 0 ms the master has not even bound its socket: the booting path is the one tested.
+      if (ms === 0) t.true(early, 'it came while the master booted, and waited');
       t.log(early ? 'it came while the master booted, and waited' : 'it came once the master ran');
     });
   }
@@ -136,4 +138,17 @@ test.serial('signals while stopping are ignored with a log line, INT quickens a 
   const { code } = await s.d.exited;
   t.is(code, 0);
   await slow;
+});
+
+test.serial('TERM 0 ms after the first instruction ends the master at once, and leaves no pidfile, socket path or process', async (t) => {
+  const dir = tempDir();
+  const pidfile = join(dir, 'master.pid');
+  const sock = join(dir, 'app.sock');
+  const d = start(t, ['-w', '2', '-b', `unix:${sock}`, '-p', pidfile, fixture('app.mjs')]);
+  await waitUntil('the handlers', () => catches(d.pid, 'SIGHUP'), 20000);
+  d.signal('SIGTERM');
+  t.is((await d.exited).code, 0);
+  t.false(existsSync(pidfile), 'no pidfile');
+  t.false(existsSync(sock), 'no socket path');
+  t.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.tsg-')), [], 'no socket under its bind name');
 });

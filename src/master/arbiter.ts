@@ -100,6 +100,8 @@ export class Arbiter {
   private reload: Reload | null = null;
   /** From USR2 until the new master took over or the upgrade failed. */
   private upgrading = false;
+  /** A new master whose workers serve, until the old one has handed the unit over. */
+  private takingOver = false;
   /** An upgrade failed (or a handed-off master was told HUP): until the new master has exited. */
   private rollingBack = false;
   /** HUP and USR2 to carry out once the operation under way ends. */
@@ -225,20 +227,26 @@ export class Arbiter {
     if (this.rollingBack) return 'rolling back';
     if (this.handedOff) return 'handed off';
     if (this.upgrading) return 'upgrading';
-    if (!this.booted) return 'booting';
+    if (!this.booted || this.takingOver) return 'booting';
     if (this.reloading) return 'reloading';
     return 'running';
   }
 
   private enqueue(sig: MasterSignal): void {
     this.queue.push(sig);
+    this.wake();
+  }
+
+  /** Runs the loop soon: a signal came, or a phase ended and something may be pending. */
+  private wake(): void {
     setImmediate(() => this.loop());
   }
 
   private loop(): void {
+    // What waited for the phase that just ended goes first, before signals that came since.
+    if (!this.stopping) this.runPending();
     for (let sig = this.queue.shift(); sig; sig = this.queue.shift()) this.dispatch(sig);
     if (this.stopping) return;
-    this.runPending();
     this.murderWorkers();
     this.manageWorkers();
   }
@@ -302,8 +310,8 @@ export class Arbiter {
   private guard(what: string, action: Promise<void>): void {
     action.catch((err: unknown) => {
       this.log.critical(`Unexpected error during ${what}: ${(err as Error)?.stack ?? String(err)}`);
-      // Stop from the start, also when the error came from a stop (it would not finish otherwise).
-      this.stopping = false;
+      // A stop that failed would never finish: it starts again, quick; any other action stops.
+      if (what === 'stop') this.stopping = false;
       void this.stop(false, EXIT.RUNTIME).catch(() => this.finish(EXIT.RUNTIME));
     });
   }
@@ -383,14 +391,15 @@ export class Arbiter {
     const age = ++this.age;
     this.pendingSlots.add(slot);
     let w: WorkerProcess;
+    const gen = this.gen;
     try {
       const fds = this.listeners.fdsFor(slot);
       await this.hook('pre_fork', this.server, { age });
       if (this.stopping) return;
-      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: this.identity, fds, listenerInodes: this.listeners.inodes(), age, gen: this.gen, slot });
+      w = WorkerProcess.spawn({ settings: workerSettings(this.settings), identity: this.identity, fds, listenerInodes: this.listeners.inodes(), age, gen, slot });
     } catch (err) {
-      this.log.error(`Cannot start a worker: ${(err as Error).message}`);
-      this.nextSpawnAt = Date.now() + 1000;
+      // Not started at all (EPERM switching users, out of processes): a boot failure like any other.
+      this.onBootFailure(gen, 'A worker', `it could not be started (${(err as Error).message})`, false);
       return;
     } finally {
       this.pendingSlots.delete(slot);
@@ -444,7 +453,8 @@ export class Arbiter {
     if (w.state === 'draining') {
       this.log.info(`Worker exiting (pid: ${w.pid})`);
     } else if (w.state === 'booting' || (code !== null && Date.now() - w.spawnedAt < MIN_LIFETIME_MS)) {
-      this.onBootFailure(w, code, how);
+      const appLoad = code === WORKER_EXIT.APP_LOAD_ERROR;
+      this.onBootFailure(w.gen, `Worker ${w.pid}`, appLoad ? 'the application failed to load' : `it exited (${how})`, appLoad);
     } else {
       this.log.warning(`Worker ${w.pid} exited unexpectedly (${how}); starting a new one`);
       this.metrics?.restarts.inc();
@@ -452,16 +462,15 @@ export class Arbiter {
     this.manageWorkers();
   }
 
-  private onBootFailure(w: WorkerProcess, code: number | null, how: string): void {
-    const appLoad = code === WORKER_EXIT.APP_LOAD_ERROR;
-    const why = appLoad ? 'the application failed to load' : `it exited (${how})`;
-    if (this.reload && w.gen === this.gen) {
+  /** A worker of generation `gen` failed to boot: `who` (for the log), `why`. */
+  private onBootFailure(gen: number, who: string, why: string, appLoad: boolean): void {
+    if (this.reload && gen === this.gen) {
       this.abortReload(`a new worker failed to boot: ${why}`);
       return;
     }
-    if (w.gen !== this.gen) return;
+    if (gen !== this.gen) return;
     if (!this.booted) {
-      this.halt(appLoad ? 'App failed to load.' : 'Worker failed to boot.', appLoad ? EXIT.APP_LOAD : EXIT.WORKER_BOOT);
+      this.halt(appLoad ? 'App failed to load.' : `Worker failed to boot: ${why}.`, appLoad ? EXIT.APP_LOAD : EXIT.WORKER_BOOT);
       return;
     }
     this.bootFailures++;
@@ -471,7 +480,7 @@ export class Arbiter {
     }
     const delay = Math.min(100 * 2 ** (this.bootFailures - 1), 3000);
     this.nextSpawnAt = Date.now() + delay;
-    this.log.error(`Worker ${w.pid} failed to boot: ${why}; retrying in ${delay} ms`);
+    this.log.error(`${who} failed to boot: ${why}; retrying in ${delay} ms`);
   }
 
   /** Kills workers that missed their heartbeat for `timeout` (SIGABRT, then SIGKILL). */
@@ -520,6 +529,7 @@ export class Arbiter {
       identity = resolveIdentity(next);
     } catch (err) {
       this.reloading = false;
+      this.wake();
       if (!(err instanceof TsgunicornError)) throw err;
       this.log.error(`Reload failed, keeping the running configuration: ${err.message}`);
       this.status.reloadFailed(err.message);
@@ -547,6 +557,7 @@ export class Arbiter {
     this.log.info(`Reloaded: ${this.target} new worker(s) serving`);
     this.metrics?.reloads.inc();
     this.status.reloaded();
+    this.wake();
   }
 
   private abortReload(why: string): void {
@@ -561,6 +572,7 @@ export class Arbiter {
     this.target = this.settings.workers;
     this.log.error(`Reload failed (${why}); the previous workers keep serving`);
     this.status.reloadFailed(why);
+    this.wake();
   }
 
   // ---- upgrade on the fly (USR2) --------------------------------------------------------------
@@ -591,17 +603,17 @@ export class Arbiter {
     this.status.handOff();
     this.upgrading = false;
     this.handedOff = true;
-    this.forwardPending(next.pid);
     this.metrics?.upgrades.inc();
     this.metrics?.close();
     next.handOff();
+    this.forwardPending(next.pid);
     if (this.settings.upgrade_handoff === 'auto') {
       this.log.info(`New master (pid ${next.pid}) is serving: stopping this old master`);
       // The new master holds the sockets it serves. A reuse-port socket it has no worker for then
       // goes as soon as this master's worker on it stops listening, not after every worker here
       // has drained: meanwhile it would take its share of the reconnecting clients, for nobody.
       this.listeners.close(false);
-      void this.stop(true);
+      this.guard('stop', this.stop(true));
     } else {
       this.log.info(`New master (pid ${next.pid}) is serving; upgrade_handoff = manual: this master stays until WINCH (stop its workers), QUIT/TERM (exit) or HUP (roll back)`);
     }
@@ -617,6 +629,8 @@ export class Arbiter {
     // Until the new master has exited (NewMaster stops it), nothing else starts.
     this.rollingBack = this.upgrade !== null;
     this.restorePidfile();
+    this.wake();
+    if (this.stopping) return;
     this.log.error(`Upgrade failed: ${why}; this master keeps serving`);
     this.status.upgradeFailed(why);
   }
@@ -625,6 +639,7 @@ export class Arbiter {
     const pid = this.upgrade?.pid;
     this.upgrade = null;
     this.rollingBack = false;
+    this.wake();
     if (!this.handedOff || this.stopping) return;
     // Manual handoff, and the new master is gone: this master is the main process again.
     this.handedOff = false;
@@ -636,7 +651,10 @@ export class Arbiter {
 
   /** A new master started by USR2: ask the old one to step back, then speak for the unit. */
   private async takeOverFrom(old: OldMaster): Promise<void> {
+    this.takingOver = true;
     await old.takeOver();
+    this.takingOver = false;
+    this.wake();
     this.status.takeOver();
     await this.listenMetrics();
     this.log.info(`Upgrade complete: this master (pid ${process.pid}) took over from pid ${old.pid}`);
@@ -667,9 +685,10 @@ export class Arbiter {
     }
     for (const sig of this.pending) this.log.warning(`The pending ${signalName(sig)} is not carried out: the master is stopping`);
     this.pending.clear();
-    if (this.upgrade && !this.handedOff) {
-      this.log.info(`Stopping the new master (pid ${this.upgrade.pid}) of the unfinished upgrade`);
-      this.upgrade.stop();
+    const unfinished = this.upgrade && !this.handedOff ? this.upgrade : null;
+    if (unfinished) {
+      this.log.info(`Stopping the new master (pid ${unfinished.pid}) of the unfinished upgrade`);
+      unfinished.stop();
       this.restorePidfile();
     }
     this.stopping = true;
@@ -683,7 +702,9 @@ export class Arbiter {
     await this.waitForWorkers(graceful ? this.settings.graceful_timeout * 1000 + KILL_AFTER_ABORT_MS : QUICK_STOP_MS);
     for (const w of this.workers.values()) w.signal('SIGKILL');
     await this.waitForWorkers(QUICK_STOP_MS);
-    // A unix socket's path goes with the last master that serves on it (never at a handoff).
+    // A unix socket's path goes with the last master that serves on it (never at a handoff): that
+    // is this one, once the new master of an unfinished upgrade is gone too.
+    await unfinished?.exited;
     this.listeners.close(true);
     this.control?.close();
     this.metrics?.close();
@@ -697,6 +718,6 @@ export class Arbiter {
   /** Stops because of an unrecoverable worker failure (exit 3 or 4). */
   private halt(reason: string, code: number): void {
     this.log.error(`${reason} Shutting down (exit ${code}).`);
-    void this.stop(false, code);
+    this.guard('stop', this.stop(false, code));
   }
 }

@@ -7,7 +7,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Handover } from '../sockets/listener-set.js';
-import { LISTEN_FDS_START, UPGRADE_FDS_ENV, encodeUpgradeFds } from '../systemd/listen-fds.js';
+import { LISTEN_FDS_START, upgradeEnv } from '../systemd/listen-fds.js';
 
 const UPGRADE_ENV = 'TSGUNICORN_UPGRADE';
 /** How long a new master waits for the old one's handoff before taking over anyway. */
@@ -27,11 +27,14 @@ export interface UpgradeEvents {
 /** The old master's side: the new master it started. */
 export class NewMaster {
   readonly child: ChildProcess;
+  /** Resolves when the new master has exited (stop() kills it after KILL_GRACE_MS at the latest). */
+  readonly exited: Promise<void>;
   private timer: NodeJS.Timeout;
   private settled = false;
 
   private constructor(child: ChildProcess, timeoutMs: number, private readonly events: UpgradeEvents) {
     this.child = child;
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     this.timer = setTimeout(() => this.fail(`the new master was not ready within upgrade_timeout (${timeoutMs / 1000} s)`), timeoutMs);
     child.on('message', (m: UpgradeMessage) => {
       if (m.t !== 'takeover' || this.settled) return;
@@ -52,8 +55,7 @@ export class NewMaster {
 
   /** Starts `argv` (this program, re-read from disk) in `cwd` with the listeners at fds 3, 4, ... */
   static start(argv: readonly string[], cwd: string, listeners: readonly Handover[], timeoutMs: number, events: UpgradeEvents): NewMaster {
-    const env: NodeJS.ProcessEnv = { ...process.env };
-    env[UPGRADE_FDS_ENV] = encodeUpgradeFds(listeners.map((h, i) => ({ fd: LISTEN_FDS_START + i, name: h.listener.name, slot: h.slot, ownPath: h.listener.ownPath })));
+    const env: NodeJS.ProcessEnv = { ...process.env, ...upgradeEnv(listeners.map((h, i) => ({ fd: LISTEN_FDS_START + i, name: h.listener.name, slot: h.slot, ownPath: h.listener.ownPath }))) };
     env[UPGRADE_ENV] = String(process.pid);
     // The watchdog belongs to whoever is the main process; the new master takes it over unnamed.
     delete env['WATCHDOG_PID'];

@@ -9,7 +9,7 @@ import type { MetricsSnapshot } from '../worker/metrics.js';
 const WORKER_MAIN = fileURLToPath(new URL('../worker/main.js', import.meta.url));
 
 /** Variables that belong to the master alone (systemd talks to the master only). */
-const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_UPGRADE', 'TSGUNICORN_CMD_ARGS'];
+const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_FD_PATHS', 'TSGUNICORN_UPGRADE', 'TSGUNICORN_CMD_ARGS'];
 
 /** A command line and the ids spawn() gives the child before it execs it. */
 interface Launch {

@@ -3,7 +3,7 @@
 // worker calls listen() on its copy, and the kernel queues connections while workers change.
 
 import { connect, _createServerHandle as createServerHandle } from 'node:net';
-import { fstatSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { fstatSync, linkSync, lstatSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { closeFd, createReuseportFd } from 'node-unix-socket';
 import { ListenError } from '../errors.js';
@@ -65,15 +65,14 @@ export class Listener {
   removeOwnPath(): void {
     const own = this.ownPath;
     if (!own || this.closed) return;
-    let st;
     try {
-      st = lstatSync(own.path, { bigint: true });
+      const st = lstatSync(own.path, { bigint: true });
+      if (!st.isSocket() || String(st.dev) !== own.dev || String(st.ino) !== own.ino) return;
+      if (otherHolders(socketInode(this.fd))) return;
+      unlinkSync(own.path);
     } catch {
-      return;
+      /* gone already, or in doubt: the path stays (a stale socket is replaced at the next start) */
     }
-    if (!st.isSocket() || String(st.dev) !== own.dev || String(st.ino) !== own.ino) return;
-    if (otherHolders(socketInode(this.fd))) return;
-    try { unlinkSync(own.path); } catch { /* already gone */ }
   }
 }
 
@@ -127,9 +126,9 @@ async function clearStaleUnixSocket(path: string): Promise<void> {
  * Binds a unix socket. libuv unlinks the path a pipe handle was bound at when the handle closes
  * (and when Node closes its handles at exit), whoever serves on that path by then: a master that
  * handed its sockets to a new one would take the path from under it. So the socket is bound at a
- * name of its own beside the path (`.tsg-PID`) and renamed into place: libuv only ever knows the
- * temporary name, and the path is removed by removeOwnPath alone. (`ss -xl` shows the name it was
- * bound at.)
+ * name of its own beside the path (`.tsg-PID`), linked to the path (which fails, like bind(2),
+ * if anything is there by then) and unlinked from its own name: libuv only ever knows that name,
+ * and the path is removed by removeOwnPath alone. (`ss -xl` shows the name it was bound at.)
  */
 async function bindUnix(addr: Extract<BindAddress, { kind: 'unix' }>, umask: number): Promise<Listener> {
   await clearStaleUnixSocket(addr.path);
@@ -140,11 +139,13 @@ async function bindUnix(addr: Extract<BindAddress, { kind: 'unix' }>, umask: num
   process.umask(old);
   if (typeof handle === 'number') throw new ListenError(`cannot listen on ${addr.text}: bind failed (errno ${-handle})`);
   try {
-    renameSync(bound, addr.path);
+    linkSync(bound, addr.path);
   } catch (err) {
     handle.close();
-    throw new ListenError(`cannot listen on ${addr.text}: ${errnoMessage(err)}`);
+    const e = err as NodeJS.ErrnoException;
+    throw new ListenError(`cannot listen on ${addr.text}: ${e.code === 'EEXIST' ? 'address in use' : errnoMessage(err)}`);
   }
+  unlinkSync(bound);
   const st = lstatSync(addr.path, { bigint: true });
   return new Listener(handle.fd, 'unix', addr.text, { path: addr.path, dev: String(st.dev), ino: String(st.ino) }, () => handle.close());
 }

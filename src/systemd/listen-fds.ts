@@ -1,14 +1,16 @@
 // Inherited listening sockets: systemd socket activation (sd_listen_fds(3): LISTEN_PID, LISTEN_FDS,
 // LISTEN_FDNAMES, descriptors from 3) and an upgrading master's handoff (TSGUNICORN_FDS, a list of
-// `FD:NAME` pairs, so names survive whatever numbers the descriptors land on, `FD:NAME:SLOT` for a
-// reuse-port socket of worker slot SLOT, and `FD:NAME:SLOT:DEV.INO` (SLOT may be empty) for a unix
-// socket whose path the master owns, with the device and inode of that path as it was bound).
+// `FD:NAME` pairs, so names survive whatever numbers the descriptors land on, and `FD:NAME:SLOT`
+// for a reuse-port socket of worker slot SLOT), with TSGUNICORN_FD_PATHS beside it: `FD:DEV.INO`
+// for each unix socket whose path the master owns, the device and inode of that path as it was
+// bound. (A variable of its own, so that an older tsgunicorn reads the list as it always did.)
 
 import { parseBind } from '../sockets/address.js';
 import type { SocketPath } from '../sockets/listeners.js';
 
 export const LISTEN_FDS_START = 3;
 export const UPGRADE_FDS_ENV = 'TSGUNICORN_FDS';
+export const OWNED_PATHS_ENV = 'TSGUNICORN_FD_PATHS';
 
 export interface InheritedFd {
   readonly fd: number;
@@ -39,14 +41,16 @@ export function systemdListenFds(pid: number, env: NodeJS.ProcessEnv = process.e
 /** Sockets handed over by the master that started us on USR2. */
 export function upgradeFds(env: NodeJS.ProcessEnv = process.env): InheritedFd[] {
   const text = env[UPGRADE_FDS_ENV];
+  const owned = new Map((env[OWNED_PATHS_ENV] ?? '').split(',').filter(Boolean).map((e) => e.split(':') as [string, string]));
   delete env[UPGRADE_FDS_ENV];
+  delete env[OWNED_PATHS_ENV];
   if (!text) return [];
   const fds = text.split(',').map((entry): InheritedFd => {
-    const [fd, encoded, slot, own] = entry.split(':');
+    const [fd, encoded, slot] = entry.split(':');
     const name = decodeURIComponent(encoded ?? '');
-    const [dev, ino] = (own ?? '').split('.');
+    const [dev, ino] = (owned.get(fd ?? '') ?? '').split('.');
     const ownPath = dev && ino && name.startsWith('unix:') ? { path: name.slice(5), dev, ino } : null;
-    return { fd: Number(fd), name, slot: slot === undefined || slot === '' ? null : Number(slot), ownPath };
+    return { fd: Number(fd), name, slot: slot === undefined ? null : Number(slot), ownPath };
   });
   return fds.some((f) => f.slot !== null) ? fds : legacySlots(fds);
 }
@@ -73,11 +77,10 @@ function isTcpBind(text: string): boolean {
   }
 }
 
-export function encodeUpgradeFds(fds: readonly InheritedFd[]): string {
-  return fds.map((f) => {
-    const fields = [String(f.fd), encodeURIComponent(f.name)];
-    if (f.slot !== null || f.ownPath) fields.push(f.slot === null ? '' : String(f.slot));
-    if (f.ownPath) fields.push(`${f.ownPath.dev}.${f.ownPath.ino}`);
-    return fields.join(':');
-  }).join(',');
+/** The variables that hand `fds` to a new master. */
+export function upgradeEnv(fds: readonly InheritedFd[]): Record<string, string> {
+  return {
+    [UPGRADE_FDS_ENV]: fds.map((f) => `${f.fd}:${encodeURIComponent(f.name)}${f.slot === null ? '' : `:${f.slot}`}`).join(','),
+    [OWNED_PATHS_ENV]: fds.filter((f) => f.ownPath).map((f) => `${f.fd}:${f.ownPath!.dev}.${f.ownPath!.ino}`).join(','),
+  };
 }
