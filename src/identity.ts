@@ -4,9 +4,10 @@
 // same questions from the same NSS databases.
 
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors.js';
 
 export interface Identity {
@@ -110,5 +111,42 @@ export function resolveIdentity(s: { user: string | null; group: string | null; 
     if (u.name === null) throw new ConfigError(`initgroups: uid ${u.uid} has no user name, and initgroups(3) needs one; name a user in passwd or turn initgroups off`);
     setpriv();
   }
-  return { uid: u.uid, gid };
+  const id = { uid: u.uid, gid };
+  // Workers are that user from exec on: node and tsgunicorn must be theirs to run (not under /root).
+  for (const [file, what] of [[process.execPath, 'x'], [WORKER_MAIN, 'r']] as const) {
+    const denied = deniedTo(file, what, id);
+    if (denied && !s.initgroups) {
+      throw new ConfigError(`user: workers run as uid ${id.uid}, which cannot ${what === 'x' ? 'run' : 'read'} ${file} (${denied}); install Node.js and tsgunicorn where that user can reach them`);
+    }
+  }
+  return id;
+}
+
+const WORKER_MAIN = fileURLToPath(new URL('./worker/main.js', import.meta.url));
+
+/**
+ * Why `id` (without supplementary groups) may not reach `file` for `what` (read or execute),
+ * or null: the owner, group or other bits of the file and of every directory above it.
+ */
+function deniedTo(file: string, what: 'r' | 'x', id: { uid: number; gid: number }): string | null {
+  let real: string;
+  try {
+    real = realpathSync(file);
+  } catch {
+    return null;
+  }
+  const dirs = new Set<string>();
+  for (const p of [file, real]) for (let d = dirname(p); !dirs.has(d); d = dirname(d)) dirs.add(d);
+  const checks: [string, number][] = [...[...dirs].map((d): [string, number] => [d, 1]), [real, what === 'x' ? 1 : 4]];
+  for (const [path, bit] of checks) {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      return null;
+    }
+    const shift = st.uid === id.uid ? 6 : st.gid === id.gid ? 3 : 0;
+    if (((st.mode >> shift) & bit) === 0) return `${path} is mode ${(st.mode & 0o777).toString(8)}`;
+  }
+  return null;
 }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, lstatSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, lstatSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { prepareLogFiles } from '../src/master/log-files.js';
 import { BIN, ROOT, cmdline, fixture, freePort, get, runCli, start, tempDir, waitUntil } from './helpers/daemon.js';
@@ -202,6 +202,20 @@ needing(isRoot ? null : 'not root', INITGROUPS, () => test(INITGROUPS, async (t)
   const none = await runCli(['-u', 'nobody', '--initgroups', fixture('app.mjs')], { env: { PATH: bin } });
   t.is(none.code, 2);
   t.is(none.stderr, 'tsgunicorn: error: initgroups needs setpriv(1), which is not installed: apt-get install util-linux\n');
+}));
+
+const UNREACHABLE = 'a Node.js the workers\' user cannot run (under a 0700 directory) exits 2 saying so, before anything starts';
+needing(isRoot ? null : 'not root', UNREACHABLE, () => test(UNREACHABLE, async (t) => {
+  const dir = tempDir();
+  chmodSync(dir, 0o700);
+  const node = join(dir, 'node');
+  copyFileSync(process.execPath, node);
+  chmodSync(node, 0o755);
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    execFile(node, [BIN, '-u', 'nobody', '--check-config', fixture('app.mjs')], { cwd: ROOT }, (err, _out, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stderr }));
+  });
+  t.is(r.code, 2);
+  t.is(r.stderr, `tsgunicorn: error: user: workers run as uid 65534, which cannot run ${node} (${dir} is mode 700); install Node.js and tsgunicorn where that user can reach them\n`);
 }));
 
 const HUP = 'a reload (HUP) to a user the master cannot start workers as keeps the running configuration';
