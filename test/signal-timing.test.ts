@@ -5,7 +5,7 @@
 // pidfile names a new master), and the log says when one waited or was coalesced.
 
 import test from 'ava';
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, fixture, freePort, get, pidIn, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 
@@ -49,13 +49,19 @@ async function newMaster(s: Setup, from: number): Promise<number> {
 
 const v2 = "export default (req, res) => res.end('v2\\n');\n";
 
+/** Replaces a file at once (rename), never half-written under a worker that is loading it. */
+function replace(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+}
+
 for (const sig of ['SIGHUP', 'SIGUSR2'] as const) {
   for (const ms of [0, 20, 100, 500]) {
     test.serial(`${sig.slice(3)} ${ms} ms after the master's first instruction is carried out`, async (t) => {
       const s = await daemon(t);
       await waitUntil('the handlers', () => catches(s.d.pid, sig), 20000);
       await sleep(ms);
-      writeFileSync(s.app, v2);
+      replace(s.app, v2);
       process.kill(s.d.pid, sig);
       if (sig === 'SIGHUP') {
         await s.d.waitForLog(/Reloaded: /, 60000);
@@ -109,12 +115,12 @@ test.serial('HUP during an upgrade is passed on to the new master, which reloads
 test.serial('HUP during an upgrade that rolls back, and USR2 right after the rollback, are carried out by the old master', async (t) => {
   const s = await daemon(t, ['--upgrade-timeout', '2']);
   await s.d.waitReady();
-  writeFileSync(s.app, "await new Promise((r) => setTimeout(r, 60000));\nexport default (req, res) => res.end('late');\n");
+  replace(s.app, "await new Promise((r) => setTimeout(r, 60000));\nexport default (req, res) => res.end('late');\n");
   s.d.signal('SIGUSR2');
   await s.d.waitForLog(/Started new master/);
   s.d.signal('SIGHUP');
   await s.d.waitForLog(/Upgrade failed: the new master was not ready within upgrade_timeout/);
-  writeFileSync(s.app, v2);
+  replace(s.app, v2);
   s.d.signal('SIGUSR2');
   await s.d.waitForLog(/Carrying out the pending HUP/, 30000);
   await s.d.waitForLog(/Reloaded: /, 30000);
