@@ -237,9 +237,12 @@ export class Arbiter {
     this.wake();
   }
 
-  /** Runs the loop soon: a signal came, or a phase ended and something may be pending. */
+  /**
+   * Runs the loop soon: a signal came, or a phase ended and something may be pending. Not before
+   * run() has started the master (on_starting runs first): signals wait in the queue until then.
+   */
   private wake(): void {
-    setImmediate(() => this.loop());
+    if (this.tick) setImmediate(() => this.loop());
   }
 
   private loop(): void {
