@@ -1,5 +1,6 @@
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fixture, freePort, runCli, start, tempDir } from './helpers/daemon.js';
 
@@ -118,6 +119,25 @@ test('a second server on the same address fails fast with "address in use"', asy
   const third = await runCli(['-b', `127.0.0.1:${port2}`, fixture('app.mjs')]);
   t.is(third.code, 1);
   t.regex(third.stderr, /address in use/);
+});
+
+test('a second server on a live unix socket exits 1 with one line and leaves the first one its path', async (t) => {
+  const sock = join(tempDir(), 'app.sock');
+  const first = start(t, ['-w', '1', '-b', `unix:${sock}`, fixture('app.mjs')]);
+  await first.waitReady();
+  const second = await runCli(['-w', '1', '-b', `unix:${sock}`, fixture('app.mjs')]);
+  t.is(second.code, 1);
+  t.true(second.stderr.endsWith(`\ntsgunicorn: error: cannot listen on unix:${sock}: address in use (a server answers on it)\n`), second.stderr);
+  t.notRegex(second.stderr, /\n\s+at /, 'no stack trace');
+  const body = await new Promise<string>((resolve, reject) => {
+    const s = connect(sock, () => s.end('GET /still HTTP/1.0\r\n\r\n'));
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => { text += d; });
+    s.on('end', () => resolve(text));
+    s.on('error', reject);
+  });
+  t.regex(body, /hello GET \/still/, 'the first server still answers on the path');
 });
 
 test('--help lists options and signals; --version prints the version', async (t) => {
