@@ -5,5 +5,5 @@
 import { SignalQueue } from '../dist/src/master/signal-queue.js';
 
 const signals = SignalQueue.install();
-const { main } = await import('../dist/src/cli.js');
+const { main } = await import('../dist/src/cli/main.js');
 main(process.argv.slice(2), signals);

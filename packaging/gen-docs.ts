@@ -6,8 +6,8 @@
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { manPage, settingsMarkdown } from '../src/config/reference.js';
-import { VERSION } from '../src/version.js';
+import { manPage, settingsMarkdown } from './reference.js';
+import { VERSION } from '../src/core/program.js';
 
 /** The repository root (this file runs as dist/packaging/gen-docs.js). */
 const ROOT = new URL('../../', import.meta.url);

@@ -10,10 +10,10 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { parse as parseToml } from 'smol-toml';
 import { generatedDocs } from '../packaging/gen-docs.js';
-import { TOML_EXAMPLE } from '../src/config/reference.js';
+import { TOML_EXAMPLE } from '../packaging/reference.js';
 import { resolveValues } from '../src/config/load-settings.js';
 import { SETTINGS, SETTINGS_BY_NAME } from '../src/config/settings.js';
-import { VERSION } from '../src/version.js';
+import { VERSION } from '../src/core/program.js';
 
 const run = promisify(execFile);
 /** The repository root (tests run from dist/test/). */

@@ -6,7 +6,7 @@ import { parseAppSpec } from '../src/app/app-spec.js';
 import { parseArgs, splitShellWords } from '../src/config/cli-args.js';
 import { resolveValues } from '../src/config/load-settings.js';
 import { SETTINGS } from '../src/config/settings.js';
-import { ConfigError } from '../src/errors.js';
+import { ConfigError } from '../src/core/errors.js';
 import { parseBind } from '../src/sockets/address.js';
 import { runCli } from './helpers/daemon.js';
 

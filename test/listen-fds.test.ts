@@ -2,7 +2,8 @@
 // and sd_listen_fds(3)'s variables: names and worker slots survive the trip.
 
 import test from 'ava';
-import { OWNED_PATHS_ENV, UPGRADE_FDS_ENV, systemdListenFds, upgradeEnv, upgradeFds } from '../src/systemd/listen-fds.js';
+import { OWNED_PATHS_ENV, UPGRADE_FDS_ENV, upgradeEnv, upgradeFds } from '../src/sockets/handover.js';
+import { systemdListenFds } from '../src/systemd/listen-fds.js';
 
 test('the handover list keeps names (with any characters), reuse-port slots and owned socket paths, and is read once', (t) => {
   const fds = [

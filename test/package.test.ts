@@ -121,7 +121,7 @@ function defineTests(): void {
     t.deepEqual(lintian, [], 'lintian: no errors or warnings');
     const contents = execFileSync('dpkg-deb', ['-c', v1.deb], { encoding: 'utf8', maxBuffer: 64 << 20 });
     for (const path of [
-      './usr/bin/tsgunicorn', './usr/lib/tsgunicorn/bin/tsgunicorn.js', './usr/lib/tsgunicorn/dist/src/cli.js',
+      './usr/bin/tsgunicorn', './usr/lib/tsgunicorn/bin/tsgunicorn.js', './usr/lib/tsgunicorn/dist/src/cli/main.js',
       './usr/lib/tsgunicorn/package.json', './usr/lib/tsgunicorn/node_modules/sd-notify/build/Release/notify.node',
       './usr/lib/tsgunicorn/node_modules/posix/build/Release/posix.node',
       './usr/lib/systemd/system/tsgunicorn@.service', './usr/lib/systemd/system/tsgunicorn@.socket',

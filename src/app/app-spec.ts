@@ -1,7 +1,7 @@
 // APP_MODULE: `PATH[:EXPORT]` or `PATH:FACTORY(ARGS)`. ARGS are literals only (strings, numbers,
 // true/false/null, arrays, objects), parsed here and never evaluated.
 
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 
 export interface AppSpec {
   readonly path: string;

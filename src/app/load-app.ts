@@ -7,8 +7,7 @@ import type { RequestListener, Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { AppLoadError } from '../errors.js';
-import { watchUpgrades } from '../worker/drain.js';
+import { AppLoadError } from '../core/errors.js';
 import type { AppSpec } from './app-spec.js';
 
 export interface LoadedApp {
@@ -84,10 +83,8 @@ export async function loadApp(spec: AppSpec, chdir: string): Promise<LoadedApp> 
     value = await value;
   }
   const onServer = mod['onServer'] ?? cjs?.['onServer'];
-  const appOnServer = typeof onServer === 'function' ? (onServer as (server: Server) => void | Promise<void>) : null;
   return {
     listener: await asListener(value, spec.factoryArgs !== null ? `the result of ${what}()` : what),
-    // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
-    onServer: appOnServer && (async (server) => { watchUpgrades(server); await appOnServer(server); }),
+    onServer: typeof onServer === 'function' ? (onServer as (server: Server) => void | Promise<void>) : null,
   };
 }

@@ -2,7 +2,7 @@
 // an option. Values stay raw strings here; the registry's types coerce them later, so a bad value
 // from the command line, TSGUNICORN_CMD_ARGS or a config file reads the same.
 
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { SETTINGS } from './settings.js';
 import type { SettingSpec } from './setting-types.js';
 

@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { SETTINGS_BY_NAME } from './settings.js';
 
 export type RawSettings = Map<string, unknown>;

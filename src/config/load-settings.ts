@@ -1,10 +1,10 @@
-// Resolves the settings from every source. Precedence, lowest first (SPEC §2): defaults, config
+// Resolves the settings from every source. Precedence, lowest first (README "Configuration"): defaults, config
 // file, TSGUNICORN_CMD_ARGS, command line. The master calls this again on HUP with the same argv,
 // and relative paths (the config file, chdir) mean the same then: they are resolved against the
 // directory the process started in, not the one `chdir` moved it to.
 
 import { resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { parseArgs, splitShellWords, type ParsedArgs } from './cli-args.js';
 import { loadConfigFile } from './config-file.js';
 import { SETTINGS, defaultValue, type Settings } from './settings.js';

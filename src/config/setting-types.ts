@@ -1,7 +1,7 @@
 // Value types of settings: how a value from the command line (always a string) or from a config
 // file (TOML or JS value) becomes the typed value, with one clear message when it cannot.
 
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 
 export type SettingType = 'int' | 'bool' | 'string' | 'list' | 'choice' | 'octal' | 'hook';
 

@@ -2,7 +2,7 @@
 // page and docs/settings.md are all generated from this table, so they cannot drift apart.
 
 import { availableParallelism } from 'node:os';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { parseBind } from '../sockets/address.js';
 import type { SettingSpec } from './setting-types.js';
 
@@ -212,6 +212,9 @@ export interface Settings {
 
 export type Hook = ((...args: never[]) => unknown) | null;
 export type HookName = { [K in keyof Settings]: Settings[K] extends Hook ? K : never }[keyof Settings];
+
+/** Settings as a worker receives them: everything but the hook functions. */
+export type WorkerSettings = Omit<Settings, HookName>;
 
 export function defaultValue(spec: SettingSpec): unknown {
   return typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default;

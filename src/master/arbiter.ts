@@ -2,19 +2,19 @@
 // signals. Signal handlers only enqueue; one loop drains the queue and dispatches by name, then
 // kills late workers and brings the worker count to its target.
 
-import { SETTINGS, type Settings } from '../config/settings.js';
+import { SETTINGS, type Settings, type WorkerSettings } from '../config/settings.js';
 import { loadSettings } from '../config/load-settings.js';
 import { parseAppSpec } from '../app/app-spec.js';
-import { EXIT, TsgunicornError } from '../errors.js';
-import { runHook } from '../hooks.js';
-import { WORKER_EXIT, type WorkerMessage, type WorkerSettings } from '../ipc.js';
+import { EXIT, TsgunicornError } from '../core/errors.js';
+import { runHook } from '../config/hooks.js';
+import { WORKER_EXIT, type WorkerMessage } from '../ipc/protocol.js';
 import type { Logger } from '../logging/logger.js';
-import type { Pidfile } from '../pidfile.js';
+import type { Pidfile } from './pidfile.js';
 import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.js';
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
-import { VERSION } from '../version.js';
-import { checkTls } from '../tls.js';
-import { resolveIdentity, type Identity } from '../identity.js';
+import { VERSION } from '../core/program.js';
+import { checkTls } from '../config/tls.js';
+import { resolveIdentity, type Identity } from '../config/identity.js';
 import type { MasterSignal, SignalQueue } from './signal-queue.js';
 import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
 import type { MasterMetrics } from './metrics-server.js';

@@ -4,7 +4,7 @@
 
 import { closeSync, constants, fchownSync, fstatSync, openSync } from 'node:fs';
 import type { Settings } from '../config/settings.js';
-import type { Identity } from '../identity.js';
+import type { Identity } from '../config/identity.js';
 
 /**
  * Creates errorlog and accesslog if missing (mode 0640, never truncated) and chowns them to `id`.

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { BindAddress } from '../sockets/address.js';
-import type { MetricsSnapshot } from '../worker/metrics.js';
+import type { MetricsSnapshot } from '../ipc/protocol.js';
 
 const ASK_TIMEOUT_MS = 1000;
 

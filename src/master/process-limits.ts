@@ -5,7 +5,8 @@
 
 import { readFileSync } from 'node:fs';
 import type { Settings } from '../config/settings.js';
-import { posixAddon, resolveIdentity, type Identity } from '../identity.js';
+import { resolveIdentity, type Identity } from '../config/identity.js';
+import { posixAddon } from '../core/posix.js';
 import type { Logger } from '../logging/logger.js';
 
 /** Descriptors a worker needs beyond its connections: listeners, IPC, logs, the app's own files. */

@@ -1,5 +1,5 @@
 // The master's signals from its first instruction. bin/tsgunicorn.js installs this queue before
-// it loads anything else, so no signal of SPEC §3 meets its default disposition (HUP and USR2
+// it loads anything else, so no signal in docs/signals.md meets its default disposition (HUP and USR2
 // would terminate the process) while the settings load, the sockets are bound and the workers
 // boot: every signal is recorded, and the arbiter takes the queue over once it runs. TERM, INT and
 // QUIT always win: before the arbiter runs they undo what was made so far (onEarlyStop: the

@@ -1,4 +1,4 @@
-// Upgrade on the fly (USR2, SPEC §4). The old master starts a new master from the program as it is
+// Upgrade on the fly (USR2; README "Upgrading on the fly", docs/signals.md). The old master starts a new master from the program as it is
 // on disk now, handing it every listening socket (TSGUNICORN_FDS keeps their names whatever numbers
 // they land on). The two talk over an IPC channel:
 //   new → old  {t: 'takeover'}  every new worker serves; may I become the unit's main process?
@@ -7,7 +7,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Handover } from '../sockets/listener-set.js';
-import { LISTEN_FDS_START, upgradeEnv } from '../systemd/listen-fds.js';
+import { INHERITED_FDS_START, upgradeEnv } from '../sockets/handover.js';
 
 const UPGRADE_ENV = 'TSGUNICORN_UPGRADE';
 /** How long a new master waits for the old one's handoff before taking over anyway. */
@@ -55,7 +55,7 @@ export class NewMaster {
 
   /** Starts `argv` (this program, re-read from disk) in `cwd` with the listeners at fds 3, 4, ... */
   static start(argv: readonly string[], cwd: string, listeners: readonly Handover[], timeoutMs: number, events: UpgradeEvents): NewMaster {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...upgradeEnv(listeners.map((h, i) => ({ fd: LISTEN_FDS_START + i, name: h.listener.name, slot: h.slot, ownPath: h.listener.ownPath }))) };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...upgradeEnv(listeners.map((h, i) => ({ fd: INHERITED_FDS_START + i, name: h.listener.name, slot: h.slot, ownPath: h.listener.ownPath }))) };
     env[UPGRADE_ENV] = String(process.pid);
     // The watchdog belongs to whoever is the main process; the new master takes it over unnamed.
     delete env['WATCHDOG_PID'];

@@ -1,12 +1,10 @@
 // The master's view of one worker process: how to start it, and what it has told us.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { setpriv, type Identity } from '../identity.js';
-import { WORKER_ENV, type MasterMessage, type WorkerInit, type WorkerMessage, type WorkerSettings } from '../ipc.js';
-import type { MetricsSnapshot } from '../worker/metrics.js';
-
-const WORKER_MAIN = fileURLToPath(new URL('../worker/main.js', import.meta.url));
+import { setpriv, type Identity } from '../config/identity.js';
+import type { WorkerSettings } from '../config/settings.js';
+import { WORKER_MAIN } from '../core/program.js';
+import { WORKER_ENV, type MasterMessage, type MetricsSnapshot, type WorkerInit, type WorkerMessage } from '../ipc/protocol.js';
 
 /** Variables that belong to the master alone (systemd talks to the master only). */
 const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_FD_PATHS', 'TSGUNICORN_UPGRADE', 'TSGUNICORN_CMD_ARGS'];

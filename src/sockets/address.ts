@@ -3,7 +3,7 @@
 
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 
 export type BindAddress =
   | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly text: string }

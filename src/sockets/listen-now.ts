@@ -7,7 +7,7 @@
 // start, ~70 ms) would only slow down a process that needs nothing but `net`.
 
 import { spawnSync } from 'node:child_process';
-import { ListenError } from '../errors.js';
+import { ListenError } from '../core/errors.js';
 
 const SCRIPT = `
 const net = require('net');

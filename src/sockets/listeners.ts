@@ -6,7 +6,7 @@ import { connect, _createServerHandle as createServerHandle } from 'node:net';
 import { fstatSync, linkSync, lstatSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { closeFd, createReuseportFd } from 'node-unix-socket';
-import { ListenError } from '../errors.js';
+import { ListenError } from '../core/errors.js';
 import { parseBind, type BindAddress } from './address.js';
 import { otherHolders, socketInode } from './holders.js';
 import { tcpAddressInUse } from './port-in-use.js';

@@ -5,12 +5,12 @@
 // per request.
 
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import type { WorkerSettings } from '../ipc.js';
+import type { WorkerSettings } from '../config/settings.js';
 import type { AccessEntry } from '../logging/access-log.js';
 import type { Logger } from '../logging/logger.js';
 import { Drain } from './drain.js';
 import { enforceStrictHttp } from './strict-http.js';
-import { tlsOptions } from '../tls.js';
+import { tlsOptions } from '../config/tls.js';
 
 export interface ServeOptions {
   readonly settings: WorkerSettings;

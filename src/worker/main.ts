@@ -3,13 +3,13 @@
 
 import { parseAppSpec } from '../app/app-spec.js';
 import { loadApp } from '../app/load-app.js';
-import { AppLoadError } from '../errors.js';
-import { runHook, type Hooks } from '../hooks.js';
-import { WORKER_ENV, WORKER_EXIT, type MasterMessage, type WorkerInit, type WorkerMessage } from '../ipc.js';
+import { AppLoadError } from '../core/errors.js';
+import { runHook, type Hooks } from '../config/hooks.js';
+import { WORKER_ENV, WORKER_EXIT, type MasterMessage, type WorkerInit, type WorkerMessage } from '../ipc/protocol.js';
 import { compileAccessFormat, type AccessEntry } from '../logging/access-log.js';
 import { Destination } from '../logging/destination.js';
 import { createLogger, type Logger } from '../logging/logger.js';
-import type { Drain } from './drain.js';
+import { watchUpgrades, type Drain } from './drain.js';
 import { closeStrayCopies } from '../sockets/stray-fds.js';
 import { createServers } from './http-server.js';
 
@@ -136,7 +136,8 @@ async function main(log: Logger): Promise<void> {
   if (stopping || !process.connected) return stop(true);
   drain = served.drain;
 
-  for (const srv of servers) if (app.onServer) await app.onServer(srv);
+  // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
+  if (app.onServer) for (const srv of servers) { watchUpgrades(srv); await app.onServer(srv); }
   await Promise.all(servers.map((srv, i) => new Promise<void>((done, fail) => {
     srv.once('error', fail);
     srv.listen({ fd: init!.fds[i]!, backlog: s.backlog }, () => { srv.off('error', fail); done(); });

@@ -3,9 +3,8 @@
 // Nothing here is loaded or runs per request unless metrics_bind is set.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Counter, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-
-export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
+import { Counter, Histogram, Registry } from 'prom-client';
+import type { MetricsSnapshot } from '../ipc/protocol.js';
 
 export class WorkerMetrics {
   readonly registry = new Registry();

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
-import { readPid } from '../../src/pidfile.js';
+import { readPid } from '../../src/master/pidfile.js';
 import { alive, childrenOf, cmdline, socketInodes, tcpInodes } from './proc.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -36,7 +36,7 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
 
 export { alive, childrenOf, cmdline, freePort, socketInodes, tcpInodes } from './proc.js';
 /** The pid a pidfile names, or null. */
-export { readPid as pidIn } from '../../src/pidfile.js';
+export { readPid as pidIn } from '../../src/master/pidfile.js';
 
 const OURS = /tsgunicorn|worker\/main\.js/;
 

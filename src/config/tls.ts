@@ -4,8 +4,8 @@
 import { readFileSync } from 'node:fs';
 import type { SecureVersion } from 'node:tls';
 import type { ServerOptions } from 'node:https';
-import { ConfigError } from './errors.js';
-import type { WorkerSettings } from './ipc.js';
+import { ConfigError } from '../core/errors.js';
+import type { WorkerSettings } from './settings.js';
 
 type TlsSettings = Pick<WorkerSettings, 'certfile' | 'keyfile' | 'ca_certs' | 'cert_reqs' | 'ciphers' | 'tls_min_version'>;
 

@@ -2,13 +2,13 @@
 // environment (WORKER_ENV); the worker answers over Node's IPC channel. Stop requests travel as
 // signals (TERM graceful, QUIT quick), so they work even when the channel is busy.
 
-import type { HookName, Settings } from './config/settings.js';
-import type { MetricsSnapshot } from './worker/metrics.js';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { WorkerSettings } from '../config/settings.js';
 
 export const WORKER_ENV = 'TSGUNICORN_WORKER';
 
-/** Settings as a worker receives them: everything but the hook functions. */
-export type WorkerSettings = Omit<Settings, HookName>;
+/** A worker's prom-client registry as JSON: what it sends the master to add up. */
+export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 export interface WorkerInit {
   readonly settings: WorkerSettings;

@@ -2,9 +2,9 @@
 // tsgunicorn(1) man page (roff). Pure functions of SETTINGS, SIGNALS_HELP and a version string, so
 // the committed files can be checked for staleness (packaging/gen-docs.ts --check, test/docs.test.ts).
 
-import { SETTINGS } from './settings.js';
-import { EXIT_STATUS, SIGNALS_HELP, SIGNALS_PHASES, defaultText } from './help.js';
-import type { SettingSpec } from './setting-types.js';
+import { SETTINGS } from '../src/config/settings.js';
+import { EXIT_STATUS, SIGNALS_HELP, SIGNALS_PHASES, defaultText } from '../src/config/help.js';
+import type { SettingSpec } from '../src/config/setting-types.js';
 
 const GENERATED = 'Generated from src/config/settings.ts by `npm run docs` (packaging/gen-docs.ts); do not edit.';
 

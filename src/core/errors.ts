@@ -1,4 +1,4 @@
-// Errors with stable codes. Each class maps to one exit status of SPEC §2, so the CLI can turn any
+// Errors with stable codes. Each class maps to one exit status (README "Exit status"), so the CLI can turn any
 // of them into "one clear line, no stack trace" and the right exit code.
 
 export const EXIT = {

@@ -5,29 +5,14 @@
 
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ConfigError } from './errors.js';
+import { WORKER_MAIN } from '../core/program.js';
+import { ConfigError } from '../core/errors.js';
+import { posixAddon } from '../core/posix.js';
 
 export interface Identity {
   readonly uid: number;
   readonly gid: number;
-}
-
-interface PosixAddon {
-  getpwnam(user: string | number): { name: string; uid: number; gid: number };
-  getgrnam(group: string | number): { name: string; gid: number };
-  getrlimit(resource: 'nofile'): { soft: number | null; hard: number | null };
-  setrlimit(resource: 'nofile', limits: { soft?: number | null; hard?: number | null }): void;
-}
-
-export function posixAddon(): PosixAddon | null {
-  try {
-    return createRequire(import.meta.url)('posix') as PosixAddon;
-  } catch {
-    return null;
-  }
 }
 
 const asKey = (v: string): string | number => (/^\d+$/.test(v) ? Number(v) : v);
@@ -121,8 +106,6 @@ export function resolveIdentity(s: { user: string | null; group: string | null; 
   }
   return id;
 }
-
-const WORKER_MAIN = fileURLToPath(new URL('./worker/main.js', import.meta.url));
 
 /**
  * Why `id` (without supplementary groups) may not reach `file` for `what` (read or execute),

@@ -1,7 +1,7 @@
 // Server hooks from a JS config file. A hook that throws is logged and does not stop the server.
 
-import type { HookName, Settings } from './config/settings.js';
-import type { Logger } from './logging/logger.js';
+import type { HookName, Settings } from './settings.js';
+import type { Logger } from '../logging/logger.js';
 
 export type Hooks = Pick<Settings, HookName>;
 

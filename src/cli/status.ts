@@ -2,9 +2,9 @@
 // control socket, what it is doing, and prints a table a person can read (or the JSON).
 
 import { connect } from 'node:net';
-import { ConfigError, EXIT, TsgunicornError } from './errors.js';
-import { controlPath, type MasterStatus } from './master/control-socket.js';
-import { isTsgunicornMaster, readPid } from './pidfile.js';
+import { ConfigError, EXIT, TsgunicornError } from '../core/errors.js';
+import { controlPath, type MasterStatus } from '../master/control-socket.js';
+import { isTsgunicornMaster, readPid } from '../master/pidfile.js';
 
 export const STATUS_USAGE = 'usage: tsgunicorn status [--pid FILE | --name NAME] [--json]';
 

@@ -2,7 +2,7 @@
 // respected only when that process really is a tsgunicorn master: pids get reused.
 
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { PidfileError } from './errors.js';
+import { PidfileError } from '../core/errors.js';
 
 const MASTER_TITLE = 'tsgunicorn: master';
 

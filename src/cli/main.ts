@@ -1,29 +1,30 @@
 // The tsgunicorn command: resolve settings, then check, print, or run the master. Every expected
-// failure becomes one line on stderr and the exit status of SPEC §2; no stack traces for bad input.
+// failure becomes one line on stderr and the exit status in README "Exit status"; no stack traces for bad input.
 
 import { spawn } from 'node:child_process';
-import { parseAppSpec } from './app/app-spec.js';
-import { loadApp } from './app/load-app.js';
-import { helpText, printConfig } from './config/help.js';
-import { loadSettings } from './config/load-settings.js';
-import type { Settings } from './config/settings.js';
-import { AppLoadError, ConfigError, EXIT, TsgunicornError } from './errors.js';
-import { createLogger, type Logger } from './logging/logger.js';
-import { Arbiter } from './master/arbiter.js';
-import { prepareLogFiles } from './master/log-files.js';
-import { checkIdentity, raiseFileLimit } from './master/process-limits.js';
-import type { SignalQueue } from './master/signal-queue.js';
-import { OldMaster } from './master/upgrade.js';
-import { Pidfile } from './pidfile.js';
-import { parseBind, type BindAddress } from './sockets/address.js';
-import { adoptFd } from './sockets/listeners.js';
-import { closeStrayCopies } from './sockets/stray-fds.js';
-import { systemdListenFds, upgradeFds } from './systemd/listen-fds.js';
-import { ListenerSet } from './sockets/listener-set.js';
-import { statusCommand } from './status-command.js';
-import { VERSION } from './version.js';
-import { checkTls } from './tls.js';
-import { resolveIdentity } from './identity.js';
+import { parseAppSpec } from '../app/app-spec.js';
+import { loadApp } from '../app/load-app.js';
+import { helpText, printConfig } from '../config/help.js';
+import { loadSettings } from '../config/load-settings.js';
+import type { Settings } from '../config/settings.js';
+import { AppLoadError, ConfigError, EXIT, TsgunicornError } from '../core/errors.js';
+import { createLogger, type Logger } from '../logging/logger.js';
+import { Arbiter } from '../master/arbiter.js';
+import { prepareLogFiles } from '../master/log-files.js';
+import { checkIdentity, raiseFileLimit } from '../master/process-limits.js';
+import type { SignalQueue } from '../master/signal-queue.js';
+import { OldMaster } from '../master/upgrade.js';
+import { Pidfile } from '../master/pidfile.js';
+import { parseBind, type BindAddress } from '../sockets/address.js';
+import { adoptFd } from '../sockets/listeners.js';
+import { closeStrayCopies } from '../sockets/stray-fds.js';
+import { upgradeFds } from '../sockets/handover.js';
+import { systemdListenFds } from '../systemd/listen-fds.js';
+import { ListenerSet } from '../sockets/listener-set.js';
+import { statusCommand } from './status.js';
+import { VERSION } from '../core/program.js';
+import { checkTls } from '../config/tls.js';
+import { resolveIdentity } from '../config/identity.js';
 
 
 const DAEMON_ENV = 'TSGUNICORN_DAEMONIZED';
