@@ -40,8 +40,11 @@ export async function loadSettings(argv: readonly string[], env: NodeJS.ProcessE
   const positional = cli.appModule ?? fromEnv.appModule;
   if (positional !== null) layers.push(new Map([['app', positional]]));
   const settings = resolveValues(layers);
-  if (settings.config !== null) settings.config = resolve(cwd, settings.config);
-  if (settings.chdir !== null) settings.chdir = resolve(cwd, settings.chdir);
+  const values = settings as unknown as Record<string, unknown>;
+  for (const spec of SETTINGS) {
+    const v = values[spec.name];
+    if (spec.path && typeof v === 'string' && v !== '-') values[spec.name] = resolve(cwd, v);
+  }
   const explicit = new Set(layers.flatMap((l) => [...l.keys()]));
   return { settings, explicit, help: false, version: false };
 }

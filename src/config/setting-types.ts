@@ -18,6 +18,8 @@ export interface SettingSpec {
   readonly defaultText?: string;
   readonly choices?: readonly string[];
   readonly min?: number;
+  /** A file or directory: a relative path means one in the directory the process started in. */
+  readonly path?: true;
   /** For hooks: how many arguments the function receives. */
   readonly arity?: number;
   /** Extra validation after coercion; throws ConfigError. */

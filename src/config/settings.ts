@@ -18,7 +18,7 @@ const hook = (name: string, arity: number, help: string): SettingSpec => ({
 
 export const SETTINGS: readonly SettingSpec[] = [
   // Config file
-  { name: 'config', section: 'Config file', cli: ['-c', '--config'], metavar: 'FILE', type: 'string', default: null,
+  { name: 'config', section: 'Config file', cli: ['-c', '--config'], metavar: 'FILE', type: 'string', path: true, default: null,
     help: 'Configuration file: TOML (`.toml`) or a JS module (`.js`, `.mjs`, `.cjs`) whose exports are settings; JS files may also define server hooks.' },
   { name: 'app', section: 'Config file', cli: [], type: 'string', default: null,
     help: 'The application, `PATH[:EXPORT]` or `PATH:FACTORY(ARGS)`, when it is not given as the APP_MODULE argument.' },
@@ -70,11 +70,11 @@ export const SETTINGS: readonly SettingSpec[] = [
     help: 'Maximum size of one request header line; larger gets 431. 0 means unlimited (up to Node\'s own limit).' },
 
   // TLS
-  { name: 'certfile', section: 'TLS', cli: ['--certfile'], metavar: 'FILE', type: 'string', default: null,
+  { name: 'certfile', section: 'TLS', cli: ['--certfile'], metavar: 'FILE', type: 'string', path: true, default: null,
     help: 'PEM certificate (chain) file: serve HTTPS. Re-read on HUP.' },
-  { name: 'keyfile', section: 'TLS', cli: ['--keyfile'], metavar: 'FILE', type: 'string', default: null,
+  { name: 'keyfile', section: 'TLS', cli: ['--keyfile'], metavar: 'FILE', type: 'string', path: true, default: null,
     help: 'PEM private key file for certfile. Re-read on HUP.' },
-  { name: 'ca_certs', section: 'TLS', cli: ['--ca-certs'], metavar: 'FILE', type: 'string', default: null,
+  { name: 'ca_certs', section: 'TLS', cli: ['--ca-certs'], metavar: 'FILE', type: 'string', path: true, default: null,
     help: 'PEM file of CA certificates to verify client certificates with.' },
   { name: 'cert_reqs', section: 'TLS', cli: ['--cert-reqs'], metavar: 'MODE', type: 'choice', default: 'none', choices: ['none', 'optional', 'required'],
     help: 'Client certificates: `none`, `optional` (verified when sent) or `required`.' },
@@ -85,7 +85,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     help: 'Lowest TLS version accepted.' },
 
   // Process
-  { name: 'pidfile', section: 'Process', cli: ['-p', '--pid'], metavar: 'FILE', type: 'string', default: null,
+  { name: 'pidfile', section: 'Process', cli: ['-p', '--pid'], metavar: 'FILE', type: 'string', path: true, default: null,
     help: 'Write the master\'s pid to this file (atomically); removed at exit.' },
   { name: 'user', section: 'Process', cli: ['-u', '--user'], metavar: 'USER', type: 'string', default: null,
     help: 'Run workers as this user (name or uid). Workers are started as it: none of their code, not even Node\'s startup, runs as root. The master keeps its own identity to bind and manage sockets; a user other than its own needs the master to run as root.' },
@@ -96,7 +96,7 @@ export const SETTINGS: readonly SettingSpec[] = [
     help: 'File mode mask of the workers (and of the unix sockets the master creates).' },
   { name: 'initgroups', section: 'Process', cli: ['--initgroups'], type: 'bool', default: false,
     help: 'Give workers the supplementary groups of `user` (initgroups(3), through setpriv(1) of util-linux). Without it, workers that run as another user have no supplementary groups.' },
-  { name: 'chdir', section: 'Process', cli: ['--chdir'], metavar: 'DIR', type: 'string', default: null,
+  { name: 'chdir', section: 'Process', cli: ['--chdir'], metavar: 'DIR', type: 'string', path: true, default: null,
     defaultText: 'the current directory',
     help: 'Change to this directory before loading the application.' },
   { name: 'daemon', section: 'Process', cli: ['-D', '--daemon'], type: 'bool', default: false,
@@ -110,12 +110,12 @@ export const SETTINGS: readonly SettingSpec[] = [
     help: 'Name shown in process titles: `tsgunicorn: master [NAME]`, `tsgunicorn: worker [NAME]`.' },
 
   // Logging
-  { name: 'accesslog', section: 'Logging', cli: ['--access-logfile'], metavar: 'FILE', type: 'string', default: null,
+  { name: 'accesslog', section: 'Logging', cli: ['--access-logfile'], metavar: 'FILE', type: 'string', path: true, default: null,
     help: 'Access log file; `-` is standard output. Off by default.' },
   { name: 'access_log_format', section: 'Logging', cli: ['--access-logformat'], metavar: 'FORMAT', type: 'string',
     default: '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
     help: 'Access log line format with Gunicorn\'s atoms: h remote address, l `-`, u user, t time, r request line, m method, U path, q query, H protocol, s status, B/b response length, f referer, a user agent, T/M/D/L request time (s/ms/us/decimal s), p pid, {name}i request header, {name}o response header, {name}e environment variable.' },
-  { name: 'errorlog', section: 'Logging', cli: ['--error-logfile', '--log-file'], metavar: 'FILE', type: 'string', default: '-',
+  { name: 'errorlog', section: 'Logging', cli: ['--error-logfile', '--log-file'], metavar: 'FILE', type: 'string', path: true, default: '-',
     help: 'Error log file; `-` is standard error.' },
   { name: 'loglevel', section: 'Logging', cli: ['--log-level'], metavar: 'LEVEL', type: 'choice', default: 'info',
     choices: ['debug', 'info', 'warning', 'error', 'critical'],

@@ -3,8 +3,7 @@
 // kills late workers and brings the worker count to its target.
 
 import { SETTINGS, type Settings, type WorkerSettings } from '../config/settings.js';
-import { loadSettings } from '../config/load-settings.js';
-import { parseAppSpec } from '../app/app-spec.js';
+import { resolveConfig, type ResolvedConfig } from '../config/resolve-config.js';
 import { EXIT, TsgunicornError } from '../core/errors.js';
 import { runHook } from '../config/hooks.js';
 import { WORKER_EXIT, type WorkerMessage } from '../ipc/protocol.js';
@@ -13,12 +12,10 @@ import type { Pidfile } from './pidfile.js';
 import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.js';
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { VERSION } from '../core/program.js';
-import { checkTls } from '../config/tls.js';
-import { resolveIdentity, type Identity } from '../config/identity.js';
+import type { Identity } from '../config/identity.js';
 import type { MasterSignal, SignalQueue } from './signal-queue.js';
 import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
 import type { MasterMetrics } from './metrics-server.js';
-import { parseBind } from '../sockets/address.js';
 import { prepareLogFiles } from './log-files.js';
 import { NewMaster, type OldMaster } from './upgrade.js';
 import { WorkerProcess } from './worker-process.js';
@@ -57,9 +54,7 @@ export interface ArbiterOptions {
   readonly argv: readonly string[];
   /** Where the process started: what relative paths in argv mean, for HUP and for a new master. */
   readonly startDir: string;
-  readonly settings: Settings;
-  /** Who the workers run as (resolved with the settings). */
-  readonly identity: Identity | null;
+  readonly config: ResolvedConfig;
   readonly log: Logger;
   readonly listeners: ListenerSet;
   readonly pidfile: Pidfile | null;
@@ -70,8 +65,7 @@ export interface ArbiterOptions {
 }
 
 interface Reload {
-  readonly prevSettings: Settings;
-  readonly prevIdentity: Identity | null;
+  readonly prevConfig: ResolvedConfig;
   readonly prevGen: number;
 }
 
@@ -82,6 +76,7 @@ function workerSettings(s: Settings): WorkerSettings {
 }
 
 export class Arbiter {
+  private config: ResolvedConfig;
   private settings: Settings;
   private identity: Identity | null;
   private readonly log: Logger;
@@ -131,12 +126,13 @@ export class Arbiter {
   readonly server: { readonly pid: number; readonly settings: Settings; readonly log: Logger; readonly workers: number };
 
   constructor(private readonly opts: ArbiterOptions) {
-    this.settings = opts.settings;
-    this.identity = opts.identity;
+    this.config = opts.config;
+    this.settings = opts.config.settings;
+    this.identity = opts.config.identity;
     this.log = opts.log;
     this.listeners = opts.listeners;
     this.pidfile = opts.pidfile;
-    this.target = opts.settings.workers;
+    this.target = opts.config.settings.workers;
     this.pidfilePath = opts.pidfile?.file ?? null;
     this.control = this.pidfilePath ? new ControlSocket(controlPath(this.pidfilePath, process.pid), () => this.report()) : null;
     this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
@@ -217,7 +213,7 @@ export class Arbiter {
   private async listenMetrics(): Promise<void> {
     if (!this.metrics) return;
     const where = this.settings.metrics_bind!;
-    await this.metrics.listen(parseBind(where)).then(
+    await this.metrics.listen(this.config.metricsBind!).then(
       () => this.log.info(`Metrics at ${where}, path /metrics`),
       (err: Error) => this.log.error(`metrics_bind ${where}: ${err.message}; metrics are off`));
   }
@@ -523,13 +519,9 @@ export class Arbiter {
     this.log.info('Handling signal: hup');
     this.reloading = true;
     this.status.reloading();
-    let next: Settings;
-    let identity: Identity | null;
+    let config: ResolvedConfig;
     try {
-      next = (await loadSettings(this.opts.argv, process.env, this.opts.startDir)).settings;
-      parseAppSpec(next.app ?? '');
-      await checkTls(next);
-      identity = resolveIdentity(next);
+      config = await resolveConfig(this.opts.argv, process.env, this.opts.startDir);
     } catch (err) {
       this.reloading = false;
       this.wake();
@@ -539,11 +531,15 @@ export class Arbiter {
       return;
     }
     if (this.stopping) return;
+    const next = config.settings;
+    const identity = config.identity;
     if (next.bind.join(' ') !== this.settings.bind.join(' ') || next.reuse_port !== this.settings.reuse_port) {
       this.log.warning('bind and reuse_port changes take effect at the next restart; keeping the current sockets');
     }
     await this.hook('on_reload', this.server);
-    this.reload = { prevSettings: this.settings, prevIdentity: this.identity, prevGen: this.gen };
+    this.reload = { prevConfig: this.config, prevGen: this.gen };
+    this.config = config;
+    process.chdir(config.appDir);
     this.settings = next;
     this.identity = identity;
     prepareLogFiles(next, identity);
@@ -569,8 +565,10 @@ export class Arbiter {
     this.reloading = false;
     for (const w of this.workers.values()) if (w.gen === this.gen) { w.state = 'draining'; w.signal('SIGKILL'); }
     this.gen = prev.prevGen;
-    this.settings = prev.prevSettings;
-    this.identity = prev.prevIdentity;
+    this.config = prev.prevConfig;
+    process.chdir(this.config.appDir);
+    this.settings = this.config.settings;
+    this.identity = this.config.identity;
     this.log.reconfigure({ errorlog: this.settings.errorlog, loglevel: this.settings.loglevel });
     this.target = this.settings.workers;
     this.log.error(`Reload failed (${why}); the previous workers keep serving`);

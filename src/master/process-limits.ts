@@ -1,23 +1,21 @@
-// Checks the master makes about the process before it starts workers: who the workers will be
-// (refusing unknown users and identities it cannot start them as, warning loudly about root) and
-// whether the open-file limit lets each worker hold worker_connections connections (raised with
+// Checks the master makes about the process before it starts workers: a loud warning when the
+// workers would run as root, and whether the open-file limit lets each worker hold worker_connections connections (raised with
 // setrlimit when it does not).
 
 import { readFileSync } from 'node:fs';
 import type { Settings } from '../config/settings.js';
-import { resolveIdentity, type Identity } from '../config/identity.js';
+import type { Identity } from '../config/identity.js';
 import { posixAddon } from '../core/posix.js';
 import type { Logger } from '../logging/logger.js';
 
 /** Descriptors a worker needs beyond its connections: listeners, IPC, logs, the app's own files. */
 const FD_HEADROOM = 64;
 
-export function checkIdentity(s: Settings, log: Logger): Identity | null {
-  const id = resolveIdentity(s);
+/** Says so when the workers would run as root. */
+export function warnIfRoot(id: Identity | null, log: Logger): void {
   if (process.getuid!() === 0 && (id === null || id.uid === 0)) {
     log.warning('Workers will run as root: set `user` (and `group`) so the application does not run with root\'s rights');
   }
-  return id;
 }
 
 /** RLIMIT_NOFILE as /proc shows it (null: unlimited), for when the posix addon is not there. */

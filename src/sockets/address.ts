@@ -17,12 +17,13 @@ function parsePort(text: string, raw: string): number {
   return Number(raw);
 }
 
-export function parseBind(text: string): BindAddress {
+/** Parses one address; a relative unix socket path is taken from `cwd`. */
+export function parseBind(text: string, cwd: string = process.cwd()): BindAddress {
   const t = text.trim();
   if (t.startsWith('unix:')) {
     const path = t.slice(5);
     if (!path) throw new ConfigError(`bind: ${JSON.stringify(text)} names no socket path`);
-    return { kind: 'unix', path: resolve(path), text: `unix:${resolve(path)}` };
+    return { kind: 'unix', path: resolve(cwd, path), text: `unix:${resolve(cwd, path)}` };
   }
   if (t.startsWith('fd://')) {
     const raw = t.slice(5);

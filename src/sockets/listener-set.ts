@@ -70,7 +70,7 @@ export class ListenerSet {
    */
   static adopt(given: readonly Handover[]): ListenerSet {
     const own = given.filter((h) => h.slot !== null);
-    const perSlot = [...new Set(own.map((h) => h.listener.name))].map(parseBind).filter((a): a is TcpAddress => a.kind === 'tcp');
+    const perSlot = [...new Set(own.map((h) => h.listener.name))].map((name) => parseBind(name)).filter((a): a is TcpAddress => a.kind === 'tcp');
     const numbers = [...new Set(own.map((h) => h.slot!))].sort((a, b) => a - b);
     const slots = new Map<number, Listener[]>();
     for (const h of own) {
