@@ -31,7 +31,11 @@ function writeAtomically(path: string, pid: number): void {
 }
 
 export class Pidfile {
-  constructor(private path: string) {}
+  private path: string;
+
+  constructor(private readonly home: string) {
+    this.path = home;
+  }
 
   get file(): string {
     return this.path;
@@ -50,8 +54,17 @@ export class Pidfile {
     }
   }
 
-  /** Moves the file (P → P.oldbin during an upgrade, and back on rollback). */
-  rename(to: string): void {
+  /** USR2: P becomes P.oldbin, so that P names the new master that will stay (nginx, Unicorn). */
+  moveAside(): void {
+    this.moveTo(`${this.home}.oldbin`);
+  }
+
+  /** The upgrade failed or the new master is gone: P names this master again. */
+  restore(): void {
+    if (this.path !== this.home) this.moveTo(this.home);
+  }
+
+  private moveTo(to: string): void {
     renameSync(this.path, to);
     this.path = to;
   }
