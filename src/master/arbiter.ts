@@ -6,7 +6,7 @@
 
 import type { ResolvedConfig } from '../config/resolve-config.js';
 import { resolveConfig } from '../config/resolve-config.js';
-import { SETTINGS, type HookName, type Settings, type WorkerSettings } from '../config/settings.js';
+import type { HookName, Settings } from '../config/settings.js';
 import { runHook } from '../config/hooks.js';
 import { EXIT, TsgunicornError } from '../core/errors.js';
 import { VERSION } from '../core/program.js';
@@ -17,31 +17,11 @@ import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './contr
 import { prepareLogFiles } from './log-files.js';
 import type { MasterMetrics } from './metrics-server.js';
 import type { Pidfile } from './pidfile.js';
+import { EFFECTS, signalName, type Phase } from './phases.js';
 import type { MasterSignal } from './signal-queue.js';
 import { Upgrade, takeOverFrom, type OldMaster } from './upgrade.js';
-import { WorkerPool, type BootFailure, type Generation } from './worker-pool.js';
+import { WorkerPool, generation, type BootFailure, type Generation } from './worker-pool.js';
 import type { Spawner } from './worker-process.js';
-
-/** Where the master is; what a signal does depends on it (EFFECTS). */
-export type Phase = 'booting' | 'running' | 'reloading' | 'upgrading' | 'handed off' | 'rolling back' | 'stopping';
-
-/**
- * What each signal does in each phase, where it does not take effect at once: `later`, when the
- * operation under way ends (one pending of each; repeats coalesce, with a log line), or
- * `ignored`, with a log line saying why. TERM, INT and QUIT take effect at once in every phase.
- * docs/signals.md has this table for people.
- */
-const EFFECTS: Record<Phase, Partial<Record<MasterSignal, 'later' | 'ignored'>>> = {
-  booting: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
-  running: {},
-  reloading: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
-  upgrading: { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
-  'handed off': { SIGUSR2: 'ignored' },
-  'rolling back': { SIGHUP: 'later', SIGUSR2: 'later', SIGWINCH: 'later' },
-  stopping: { SIGHUP: 'ignored', SIGUSR2: 'ignored', SIGTTIN: 'ignored', SIGTTOU: 'ignored', SIGWINCH: 'ignored' },
-};
-
-const signalName = (sig: MasterSignal): string => sig.slice(3);
 
 const TICK_MS = 200;
 const QUICK_STOP_MS = 2000;
@@ -67,12 +47,6 @@ export interface ArbiterOptions {
   readonly resolve?: typeof resolveConfig;
   /** How workers are started (tests use stand-in processes). */
   readonly spawn?: Spawner;
-}
-
-function generation(config: ResolvedConfig): Generation {
-  const out: Record<string, unknown> = { ...config.settings };
-  for (const spec of SETTINGS) if (spec.type === 'hook') delete out[spec.name];
-  return { config, workerSettings: out as WorkerSettings };
 }
 
 export class Arbiter {

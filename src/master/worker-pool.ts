@@ -8,7 +8,7 @@
 // number serving never drops during a reload or a recycle.
 
 import type { ResolvedConfig } from '../config/resolve-config.js';
-import type { WorkerSettings } from '../config/settings.js';
+import { SETTINGS, type WorkerSettings } from '../config/settings.js';
 import { WORKER_EXIT, type MetricsSnapshot, type WorkerMessage } from '../ipc/protocol.js';
 import type { Logger } from '../logging/logger.js';
 import type { ListenerSet } from '../sockets/listener-set.js';
@@ -25,6 +25,13 @@ export interface Generation {
   readonly config: ResolvedConfig;
   /** The settings sent to its workers (no hook functions). */
   readonly workerSettings: WorkerSettings;
+}
+
+/** A generation for `config`: what its workers are sent is the settings less the hook functions. */
+export function generation(config: ResolvedConfig): Generation {
+  const out: Record<string, unknown> = { ...config.settings };
+  for (const spec of SETTINGS) if (spec.type === 'hook') delete out[spec.name];
+  return { config, workerSettings: out as WorkerSettings };
 }
 
 export interface BootFailure {
