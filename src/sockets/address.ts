@@ -53,3 +53,12 @@ export function parseBind(text: string, cwd: string = process.cwd()): BindAddres
   const shown = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
   return { kind: 'tcp', host, port, text: shown };
 }
+
+/** The address a socket's name (`127.0.0.1:8000`, `unix:/run/x.sock`) stands for, or null for other names. */
+export function bindOf(name: string): BindAddress | null {
+  try {
+    return parseBind(name);
+  } catch {
+    return null;
+  }
+}

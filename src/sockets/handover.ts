@@ -6,7 +6,7 @@
 // path as it was bound. (A variable of its own, so that an older tsgunicorn reads the list as it
 // always did.)
 
-import { parseBind } from './address.js';
+import { bindOf } from './address.js';
 import type { SocketPath } from './listeners.js';
 
 /** The first inherited descriptor, for systemd's sockets (SD_LISTEN_FDS_START) and a handover alike. */
@@ -47,20 +47,13 @@ export function upgradeFds(env: NodeJS.ProcessEnv = process.env): InheritedFd[] 
 function legacySlots(fds: readonly InheritedFd[]): InheritedFd[] {
   const seen = new Map<string, number>();
   return fds.map((f) => {
-    if (fds.filter((g) => g.name === f.name).length < 2 || !isTcpBind(f.name)) return f;
+    if (fds.filter((g) => g.name === f.name).length < 2 || bindOf(f.name)?.kind !== 'tcp') return f;
     const slot = seen.get(f.name) ?? 0;
     seen.set(f.name, slot + 1);
     return { ...f, slot };
   });
 }
 
-function isTcpBind(text: string): boolean {
-  try {
-    return parseBind(text).kind === 'tcp';
-  } catch {
-    return false;
-  }
-}
 
 /** The variables that hand `fds` to a new master. */
 export function upgradeEnv(fds: readonly InheritedFd[]): Record<string, string> {

@@ -7,7 +7,7 @@ import { fstatSync, linkSync, lstatSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { closeFd, createReuseportFd } from 'node-unix-socket';
 import { ListenError } from '../core/errors.js';
-import { parseBind, type BindAddress } from './address.js';
+import { bindOf, type BindAddress } from './address.js';
 import { otherHolders, socketInode } from './holders.js';
 import { tcpAddressInUse } from './port-in-use.js';
 
@@ -47,7 +47,7 @@ export class Listener {
 
   /** What a person reads in logs and status: the bind address, or `fd://N (name)` for systemd's. */
   get label(): string {
-    return isBindText(this.name) ? this.name : `fd://${this.fd} (${this.name})`;
+    return bindOf(this.name) ? this.name : `fd://${this.fd} (${this.name})`;
   }
 
   /** Closes the descriptor (never the path: see removeOwnPath). */
@@ -73,15 +73,6 @@ export class Listener {
     } catch {
       /* gone already, or in doubt: the path stays (a stale socket is replaced at the next start) */
     }
-  }
-}
-
-function isBindText(name: string): boolean {
-  try {
-    parseBind(name);
-    return true;
-  } catch {
-    return false;
   }
 }
 
