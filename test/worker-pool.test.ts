@@ -44,6 +44,7 @@ async function pool(t: { teardown(fn: () => void): void }, args: string[], opts:
     log,
     listeners,
     spawn: fake.spawn,
+    guard: (what, action) => { action.catch((err: unknown) => { throw new Error(`${what}: ${String(err)}`); }); },
     events: {
       generationReady: (g) => ready.push(g),
       bootFailed: (f) => failures.push(f),

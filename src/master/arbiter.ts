@@ -90,6 +90,7 @@ export class Arbiter {
       log: opts.log,
       listeners: opts.listeners,
       spawn: opts.spawn,
+      guard: (what, action) => this.guard(what, action),
       events: {
         generationReady: () => this.generationReady(),
         bootFailed: (f) => this.bootFailed(f),
@@ -160,14 +161,20 @@ export class Arbiter {
     this.guard(name, this.hook(name, ...args));
   }
 
-  /** An action that failed in a way nobody planned for: log it and stop cleanly, never silently. */
+  /** Runs an asynchronous action nothing waits for: an unexpected error in it stops the master. */
   private guard(what: string, action: Promise<void>): void {
-    action.catch((err: unknown) => {
-      this.log.critical(`Unexpected error during ${what}: ${(err as Error)?.stack ?? String(err)}`);
-      // A stop that failed would never finish: it starts again, quick; any other action stops.
-      if (what === 'stop') this.stopping = false;
-      this.stop(false, EXIT.RUNTIME).catch(() => this.finish(EXIT.RUNTIME));
-    });
+    action.catch((err: unknown) => this.failed(what, err));
+  }
+
+  /**
+   * Something failed in a way nobody planned for (a guarded action, or an exception no handler
+   * caught: start.ts routes those here): log it and stop cleanly, never silently.
+   */
+  failed(what: string, err: unknown): void {
+    this.log.critical(`Unexpected error during ${what}: ${(err as Error)?.stack ?? String(err)}`);
+    // A stop that failed would never finish: it starts again, quick; any other action stops.
+    if (what === 'stop') this.stopping = false;
+    this.stop(false, EXIT.RUNTIME).catch(() => this.finish(EXIT.RUNTIME));
   }
 
   private snapshot(): MasterSnapshot {

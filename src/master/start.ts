@@ -95,6 +95,9 @@ export async function runMaster(config: ResolvedConfig, opts: StartOptions): Pro
   }
   opts.signals.onEarlyStop(() => listeners.close(true));
   const arbiter = new Arbiter({ ...opts, config, log, listeners, pidfile, oldMaster: OldMaster.fromEnv() });
+  // The master must not die of an error in an event handler with its pidfile and sockets left behind.
+  process.on('uncaughtException', (err) => arbiter.failed('an event handler', err));
+  process.on('unhandledRejection', (err) => arbiter.failed('a promise nobody awaited', err));
   const code = await arbiter.run();
   await log.flush();
   return code;

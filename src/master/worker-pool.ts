@@ -62,6 +62,8 @@ export interface PoolOptions {
   readonly listeners: ListenerSet;
   readonly events: PoolEvents;
   readonly spawn?: Spawner;
+  /** Runs an asynchronous action nothing waits for (the arbiter stops on its unexpected errors). */
+  readonly guard: (what: string, action: Promise<void>) => void;
 }
 
 export class WorkerPool {
@@ -85,6 +87,7 @@ export class WorkerPool {
   private readonly listeners: ListenerSet;
   private readonly events: PoolEvents;
   private readonly spawner: Spawner;
+  private readonly guard: PoolOptions['guard'];
 
   constructor(first: Generation, opts: PoolOptions) {
     this.generation = first;
@@ -93,6 +96,7 @@ export class WorkerPool {
     this.listeners = opts.listeners;
     this.events = opts.events;
     this.spawner = opts.spawn ?? spawnWorker;
+    this.guard = opts.guard;
   }
 
   get target(): number { return this.targetCount; }
@@ -176,7 +180,7 @@ export class WorkerPool {
     const current = this.current();
     const starting = current.length + this.pendingSlots.size;
     if (starting < this.targetCount && Date.now() >= this.nextSpawnAt) {
-      for (let i = starting; i < this.targetCount; i++) void this.spawnOne();
+      for (let i = starting; i < this.targetCount; i++) this.guard('starting a worker', this.spawnOne());
     } else if (current.length > this.targetCount) {
       // The oldest go, as in Gunicorn; with a socket per worker, those in the highest slots, whose
       // sockets go with them.
