@@ -20,30 +20,26 @@ export class TsgunicornError extends Error {
   }
 }
 
-/** A bad flag, config file or setting value: exit 2. */
-export class ConfigError extends TsgunicornError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, 'TSG_ERR_CONFIG', EXIT.USAGE, options);
-  }
+/** A class of errors with one stable code that ends the command with `exitCode`. */
+function errorKind(code: string, exitCode: number) {
+  return class extends TsgunicornError {
+    constructor(message: string, options?: ErrorOptions) {
+      super(message, code, exitCode, options);
+    }
+  };
 }
+
+/** A bad flag, config file or setting value: exit 2. */
+export class ConfigError extends errorKind('TSG_ERR_CONFIG', EXIT.USAGE) {}
 
 /** The application could not be imported or is not something we can serve: exit 4. */
-export class AppLoadError extends TsgunicornError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, 'TSG_ERR_APP_LOAD', EXIT.APP_LOAD, options);
-  }
-}
+export class AppLoadError extends errorKind('TSG_ERR_APP_LOAD', EXIT.APP_LOAD) {}
 
 /** Could not bind or adopt a listening socket (address in use, not a socket...): exit 1. */
-export class ListenError extends TsgunicornError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, 'TSG_ERR_LISTEN', EXIT.RUNTIME, options);
-  }
-}
+export class ListenError extends errorKind('TSG_ERR_LISTEN', EXIT.RUNTIME) {}
 
 /** A pidfile names a live tsgunicorn master: exit 1. */
-export class PidfileError extends TsgunicornError {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, 'TSG_ERR_PIDFILE', EXIT.RUNTIME, options);
-  }
-}
+export class PidfileError extends errorKind('TSG_ERR_PIDFILE', EXIT.RUNTIME) {}
+
+/** `tsgunicorn status` found no running master: exit 1. */
+export class NotRunningError extends errorKind('TSG_ERR_NOT_RUNNING', EXIT.RUNTIME) {}
