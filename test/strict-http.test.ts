@@ -5,7 +5,8 @@
 
 import test, { type ExecutionContext } from 'ava';
 import type { IncomingMessage } from 'node:http';
-import { CHUNKED, REFUSED, checkRequest, forbiddenTrailer, type Refusal } from '../src/worker/strict-http.js';
+import { REFUSED, type Refusal } from '../src/worker/refusals.js';
+import { CHUNKED, checkRequest, forbiddenTrailer } from '../src/worker/strict-http.js';
 import { Daemon, fixture, freePort, get, rawHttp as raw } from './helpers/daemon.js';
 
 // ---- the checks, on fake requests --------------------------------------------------------------

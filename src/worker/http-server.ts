@@ -9,7 +9,8 @@ import type { WorkerSettings } from '../config/settings.js';
 import type { AccessEntry } from '../logging/access-log.js';
 import type { Logger } from '../logging/logger.js';
 import { Drain } from './drain.js';
-import { enforceStrictHttp } from './strict-http.js';
+import { HANDLER_THREW } from './refusals.js';
+import { maxHeaderSize, screenRequest, writeRefusal } from './strict-http.js';
 import { tlsOptions } from '../config/tls.js';
 
 export interface ServeOptions {
@@ -22,35 +23,6 @@ export interface ServeOptions {
   readonly onRequest: (count: number) => void;
   /** Records request metrics; null unless metrics_bind is set. */
   readonly observe: ((req: IncomingMessage, res: ServerResponse) => void) | null;
-}
-
-/** Node's parser gives up beyond maxHeaderSize; leave it room for what the limits allow. */
-function maxHeaderSize(s: WorkerSettings): number {
-  const line = s.limit_request_line || 8192;
-  const fields = (s.limit_request_fields || 100) * ((s.limit_request_field_size || 8190) + 2);
-  return Math.min(Math.max(16 * 1024, line + fields + 4), 1024 * 1024);
-}
-
-function reject(res: ServerResponse, status: number, reason: string): void {
-  res.writeHead(status, reason, { 'Content-Type': 'text/plain', Connection: 'close' });
-  res.end(`${reason}\n`);
-}
-
-/** The 4xx a request deserves under the limits, or null when it is within them. */
-function limitViolation(req: IncomingMessage, s: WorkerSettings): [number, string] | null {
-  if (s.limit_request_line > 0) {
-    const lineLength = (req.method?.length ?? 0) + 1 + (req.url?.length ?? 0) + 9;
-    if (lineLength > s.limit_request_line) return [414, 'URI Too Long'];
-  }
-  const raw = req.rawHeaders;
-  if (s.limit_request_fields > 0 && raw.length / 2 > s.limit_request_fields) return [431, 'Request Header Fields Too Large'];
-  if (s.limit_request_field_size > 0) {
-    // Gunicorn counts the line `Name: value` and its CRLF.
-    for (let i = 0; i < raw.length; i += 2) {
-      if (raw[i]!.length + 4 + raw[i + 1]!.length > s.limit_request_field_size) return [431, 'Request Header Fields Too Large'];
-    }
-  }
-  return null;
 }
 
 /** A header from writeHead()'s argument: an object, or a flat [name, value, ...] list. */
@@ -105,16 +77,14 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     onRequest(++requests);
     if (access) withAccessLog(res, req, access);
     if (observe) observe(req, res);
-    const violation = limitViolation(req, s);
-    if (violation) { reject(res, violation[0], violation[1]); return; }
-    if (enforceStrictHttp(req, res, log)) return;
+    if (screenRequest(req, res, s, log)) return;
     if (drain.closing) res.setHeader('Connection', 'close');
     drain.track(req.socket, res);
     try {
       app(req, res);
     } catch (err) {
       log.error(`Error handling request ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`);
-      if (!res.headersSent) reject(res, 500, 'Internal Server Error');
+      if (!res.headersSent) writeRefusal(res, HANDLER_THREW);
       else res.destroy();
     }
   };

@@ -1,9 +1,12 @@
-// Strict HTTP/1.1 (RFC 9110/9112) on top of Node's parser, so that nothing Gunicorn refuses reaches
-// the app here. Node's llhttp, kept strict (http-server.ts passes insecureHTTPParser: false, which
+// What a request must pass before the app runs, and the one writer of the answers to those that
+// fail (refusals.ts lists them). First Gunicorn's request limits (limit_request_line: 414;
+// limit_request_fields, limit_request_field_size: 431), refused without a log line. Then strict
+// HTTP/1.1 (RFC 9110/9112) on top of Node's parser, so that nothing Gunicorn refuses reaches the
+// app here. Node's llhttp, kept strict (http-server.ts passes insecureHTTPParser: false, which
 // also overrides NODE_OPTIONS=--insecure-http-parser), already answers 400 by itself to
 // Content-Length with Transfer-Encoding, duplicate or malformed Content-Length, obs-fold, bare CR
 // or control bytes in fields, bad chunk sizes and extensions, HTTP/1.x versions beyond 1.1 and a
-// missing Host on HTTP/1.1. It lets these through, and this module refuses them before the app runs:
+// missing Host on HTTP/1.1. It lets these through, and this module refuses them (logged):
 //   - HTTP versions other than 1.0 and 1.1 (HTTP/0.9, HTTP/2.0 and up on the HTTP/1 parser),
 //   - an asterisk-form target (`*`) on a method other than OPTIONS,
 //   - more than one Host, a Host value that is not `host[:port]`, no Host on HTTP/1.1,
@@ -24,37 +27,12 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { WorkerSettings } from '../config/settings.js';
 import type { Logger } from '../logging/logger.js';
+import { ForbiddenTrailerError, OVER_LIMIT, REFUSED, type Refusal } from './refusals.js';
 
-/** Why a request is refused, and with which status. Constants: refusing allocates nothing. */
-export interface Refusal {
-  readonly status: number;
-  readonly reason: string;
-  readonly why: string;
-}
-
-function refusal(status: number, why: string): Refusal {
-  return Object.freeze({ status, reason: status === 501 ? 'Not Implemented' : 'Bad Request', why });
-}
-
-export const REFUSED = Object.freeze({
-  version: refusal(400, 'HTTP version other than 1.0 or 1.1'),
-  asterisk: refusal(400, 'asterisk-form target on a method other than OPTIONS'),
-  noHost: refusal(400, 'HTTP/1.1 request without Host'),
-  badHost: refusal(400, 'invalid Host value'),
-  host: refusal(400, 'more than one Host'),
-  contentType: refusal(400, 'more than one Content-Type'),
-  contentLength: refusal(400, 'more than one Content-Length'),
-  authorization: refusal(400, 'more than one Authorization'),
-  proxyAuthorization: refusal(400, 'more than one Proxy-Authorization'),
-  transferEncoding: refusal(400, 'more than one Transfer-Encoding'),
-  lengthAndChunked: refusal(400, 'Content-Length with Transfer-Encoding'),
-  chunkedHttp10: refusal(400, 'Transfer-Encoding in an HTTP/1.0 request'),
-  notChunked: refusal(400, 'Transfer-Encoding whose final coding is not chunked'),
-  coding: refusal(501, 'transfer coding other than chunked'),
-  afterRefusal: refusal(400, 'request pipelined after a refused request'),
-  trailer: refusal(400, 'forbidden trailer field'),
-});
+/** Gunicorn's request limits, as the settings name them; 0 is unlimited. */
+export type RequestLimits = Pick<WorkerSettings, 'limit_request_line' | 'limit_request_fields' | 'limit_request_field_size'>;
 
 /**
  * Fields a request may carry once (RFC 9110 §5.3: their grammar is not a list). Gunicorn 26
@@ -111,6 +89,30 @@ function transferCoding(value: string): Refusal | typeof CHUNKED {
   const codings = value.toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
   if (codings.pop() !== 'chunked' || codings.includes('chunked')) return REFUSED.notChunked;
   return codings.length === 0 ? CHUNKED : REFUSED.coding;
+}
+
+/** Node's parser gives up beyond maxHeaderSize; leave it room for what the limits allow. */
+export function maxHeaderSize(l: RequestLimits): number {
+  const line = l.limit_request_line || 8192;
+  const fields = (l.limit_request_fields || 100) * ((l.limit_request_field_size || 8190) + 2);
+  return Math.min(Math.max(16 * 1024, line + fields + 4), 1024 * 1024);
+}
+
+/** The refusal a request deserves under the limits, or null when it is within them. */
+export function limitViolation(req: IncomingMessage, l: RequestLimits): Refusal | null {
+  if (l.limit_request_line > 0) {
+    const lineLength = (req.method?.length ?? 0) + 1 + (req.url?.length ?? 0) + 9;
+    if (lineLength > l.limit_request_line) return OVER_LIMIT.line;
+  }
+  const raw = req.rawHeaders;
+  if (l.limit_request_fields > 0 && raw.length / 2 > l.limit_request_fields) return OVER_LIMIT.fields;
+  if (l.limit_request_field_size > 0) {
+    // Gunicorn counts the line `Name: value` and its CRLF.
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.length + 4 + raw[i + 1]!.length > l.limit_request_field_size) return OVER_LIMIT.fieldSize;
+    }
+  }
+  return null;
 }
 
 /**
@@ -191,28 +193,28 @@ export function forbiddenTrailer(rawTrailers: readonly string[]): string | null 
   return null;
 }
 
-/** The error a chunked request's body stream fails with when its trailers hold a forbidden field. */
-export class ForbiddenTrailerError extends Error {
-  readonly code = 'TSG_ERR_FORBIDDEN_TRAILER';
-  constructor(readonly field: string) {
-    super(`forbidden trailer field ${field}`);
-    this.name = 'ForbiddenTrailerError';
+/**
+ * Answers a request tsgunicorn refuses, or whose handler threw, and closes the connection after
+ * it: the one writer of these responses. Through `res` while it is ours. Once the app holds `res`
+ * (a trailer refused as the body ends), `appHolds` is the connection: the answer goes on it as
+ * raw bytes, as Node's own clientError handler writes them, and only when no response was started
+ * (the app's later writes to `res` then go nowhere instead of throwing).
+ */
+export function writeRefusal(res: ServerResponse, r: Refusal, appHolds: Socket | null = null): void {
+  if (appHolds === null) {
+    res.writeHead(r.status, r.reason, { 'Content-Type': 'text/plain', Connection: 'close' });
+    res.end(`${r.reason}\n`);
+  } else if (!res.headersSent && appHolds.writable) {
+    appHolds.write(`HTTP/1.1 ${r.status} ${r.reason}\r\nConnection: close\r\nContent-Type: text/plain\r\n`
+      + `Content-Length: ${r.reason.length + 1}\r\n\r\n${r.reason}\n`);
   }
 }
 
-function logRefusal(log: Logger, req: IncomingMessage, why: string): void {
+/** Logs a refusal under the strict rules and marks its connection: what follows on it is refused too. */
+function markRefused(req: IncomingMessage, why: string, log: Logger): void {
+  (req.socket as MarkedSocket)[kRefused] = true;
   log.warning(`Invalid request from ip=${req.socket.remoteAddress ?? 'unix'}: ${why}`);
 }
-
-/** Answers a refused request itself (the app never sees it) and closes the connection after it. */
-export function refuse(req: IncomingMessage, res: ServerResponse, r: Refusal, log: Logger): void {
-  (req.socket as MarkedSocket)[kRefused] = true;
-  logRefusal(log, req, r.why);
-  res.writeHead(r.status, r.reason, { 'Content-Type': 'text/plain', Connection: 'close' });
-  res.end(`${r.reason}\n`);
-}
-
-const TRAILER_400 = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nBad Request\n';
 
 /**
  * Checks the trailer section of a chunked request when Node has parsed it, before the body stream
@@ -224,11 +226,8 @@ function guardTrailers(req: IncomingMessage, res: ServerResponse, log: Logger): 
     if (chunk === null) {
       const field = forbiddenTrailer(this.rawTrailers);
       if (field !== null) {
-        const socket = this.socket as MarkedSocket;
-        socket[kRefused] = true;
-        logRefusal(log, this, `${REFUSED.trailer.why} ${field}`);
-        // What Node's own clientError handler writes, for the same reason: no response started.
-        if (!res.headersSent && socket.writable) socket.write(TRAILER_400);
+        markRefused(this, `${REFUSED.trailer.why} ${field}`, log);
+        writeRefusal(res, REFUSED.trailer, this.socket);
         this.destroy(new ForbiddenTrailerError(field));
         return false;
       }
@@ -238,16 +237,22 @@ function guardTrailers(req: IncomingMessage, res: ServerResponse, log: Logger): 
 }
 
 /**
- * Applies the strict rules to a request before the app runs. Returns true when the request was
- * refused (and answered); false when the app may have it.
+ * Applies the limits, then the strict rules, to a request before the app runs. Returns true when
+ * the request was refused (and answered); false when the app may have it.
  */
-export function enforceStrictHttp(req: IncomingMessage, res: ServerResponse, log: Logger): boolean {
+export function screenRequest(req: IncomingMessage, res: ServerResponse, limits: RequestLimits, log: Logger): boolean {
+  const over = limitViolation(req, limits);
+  if (over !== null) {
+    writeRefusal(res, over);
+    return true;
+  }
   const verdict = checkRequest(req);
   if (verdict === null) return false;
   if (verdict === CHUNKED) {
     guardTrailers(req, res, log);
     return false;
   }
-  refuse(req, res, verdict, log);
+  markRefused(req, verdict.why, log);
+  writeRefusal(res, verdict);
   return true;
 }
