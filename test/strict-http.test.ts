@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import type { IncomingMessage } from 'node:http';
 import { REFUSED, type Refusal } from '../src/worker/refusals.js';
-import { CHUNKED, checkRequest, forbiddenTrailer } from '../src/worker/strict-http.js';
+import { CHUNKED, SINGLETONS, checkRequest, forbiddenTrailer } from '../src/worker/strict-http.js';
 import { Daemon, fixture, freePort, get, rawHttp as raw } from './helpers/daemon.js';
 
 // ---- the checks, on fake requests --------------------------------------------------------------
@@ -51,6 +51,15 @@ const verdicts: [string, Parameters<typeof fake>[0], Refusal | typeof CHUNKED | 
 for (const [what, head, expected] of verdicts) {
   test(`check: ${what}`, (t) => {
     t.is(checkRequest(fake(head)), expected);
+  });
+}
+
+// The documented list and the check agree: each singleton field, sent twice, is refused.
+for (const name of SINGLETONS) {
+  test(`check: ${name} twice (a singleton field) is refused`, (t) => {
+    const value = name === 'transfer-encoding' ? 'chunked' : name === 'content-length' ? '1' : 'a';
+    const verdict = checkRequest(fake({ method: 'POST', headers: ['Host', 'a', name, value, name.toUpperCase(), value].slice(name === 'host' ? 2 : 0) }));
+    t.true(verdict !== null && verdict !== CHUNKED, `${name}: ${String(verdict)}`);
   });
 }
 
