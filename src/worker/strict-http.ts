@@ -34,13 +34,6 @@ import { ForbiddenTrailerError, OVER_LIMIT, REFUSED, type Refusal } from './refu
 /** Gunicorn's request limits, as the settings name them; 0 is unlimited. */
 export type RequestLimits = Pick<WorkerSettings, 'limit_request_line' | 'limit_request_fields' | 'limit_request_field_size'>;
 
-/**
- * Fields a request may carry once (RFC 9110 §5.3: their grammar is not a list). Gunicorn 26
- * refuses repeated Host, Content-Type and Content-Length; Node keeps only the first of each of
- * these in req.headers, so a proxy reading the last one would disagree with the app.
- */
-export const SINGLETONS = ['host', 'content-type', 'content-length', 'authorization', 'proxy-authorization', 'transfer-encoding'] as const;
-
 /** Trailer fields refused (RFC 9110 §6.5.1): Gunicorn 26's list plus what Node merges into headers. */
 export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   'host', 'content-length', 'transfer-encoding', 'trailer', 'te', 'authorization',
@@ -53,12 +46,42 @@ export const CHUNKED = Symbol('tsgunicorn.chunked');
 const kRefused = Symbol('tsgunicorn.refused');
 type MarkedSocket = Socket & { [kRefused]?: true };
 
+/** Bits of the singleton fields a request carries that the checks after the loop read. */
 const HOST = 1;
-const CONTENT_TYPE = 2;
+const TRANSFER_ENCODING = 2;
 const CONTENT_LENGTH = 4;
-const AUTHORIZATION = 8;
-const PROXY_AUTHORIZATION = 16;
-const TRANSFER_ENCODING = 32;
+
+interface Singleton {
+  readonly lower: string;
+  readonly canon: string;
+  readonly bit: number;
+  readonly refusal: Refusal;
+}
+
+function singleton(canon: string, bit: number, refusal: Refusal): Singleton {
+  return { lower: canon.toLowerCase(), canon, bit, refusal };
+}
+
+/**
+ * Fields a request may carry once (RFC 9110 §5.3: their grammar is not a list). Gunicorn 26
+ * refuses repeated Host, Content-Type and Content-Length; Node keeps only the first of each of
+ * these in req.headers, so a proxy reading the last one would disagree with the app.
+ */
+const SINGLETON_FIELDS: readonly Singleton[] = [
+  singleton('Host', HOST, REFUSED.host),
+  singleton('Transfer-Encoding', TRANSFER_ENCODING, REFUSED.transferEncoding),
+  singleton('Content-Length', CONTENT_LENGTH, REFUSED.contentLength),
+  singleton('Content-Type', 8, REFUSED.contentType),
+  singleton('Authorization', 16, REFUSED.authorization),
+  singleton('Proxy-Authorization', 32, REFUSED.proxyAuthorization),
+];
+
+/** The singleton fields' names, lowercase. */
+export const SINGLETONS: readonly string[] = SINGLETON_FIELDS.map((f) => f.lower);
+
+/** The singleton field of each name length (no two have the same length): one lookup per field line. */
+const SINGLETON_BY_LENGTH: (Singleton | undefined)[] = [];
+for (const f of SINGLETON_FIELDS) SINGLETON_BY_LENGTH[f.lower.length] = f;
 
 /**
  * `name` equals `lower` (a lowercase field name of the same length) ignoring ASCII case. The two
@@ -130,47 +153,12 @@ export function checkRequest(req: IncomingMessage): Refusal | typeof CHUNKED | n
   let coding = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    switch (name.length) {
-      case 4:
-        if (sameField(name, 'host', 'Host')) {
-          if (seen & HOST) return REFUSED.host;
-          seen |= HOST;
-          host = raw[i + 1]!;
-        }
-        break;
-      case 12:
-        if (sameField(name, 'content-type', 'Content-Type')) {
-          if (seen & CONTENT_TYPE) return REFUSED.contentType;
-          seen |= CONTENT_TYPE;
-        }
-        break;
-      case 13:
-        if (sameField(name, 'authorization', 'Authorization')) {
-          if (seen & AUTHORIZATION) return REFUSED.authorization;
-          seen |= AUTHORIZATION;
-        }
-        break;
-      case 14:
-        if (sameField(name, 'content-length', 'Content-Length')) {
-          if (seen & CONTENT_LENGTH) return REFUSED.contentLength;
-          seen |= CONTENT_LENGTH;
-        }
-        break;
-      case 17:
-        if (sameField(name, 'transfer-encoding', 'Transfer-Encoding')) {
-          if (seen & TRANSFER_ENCODING) return REFUSED.transferEncoding;
-          seen |= TRANSFER_ENCODING;
-          coding = raw[i + 1]!;
-        }
-        break;
-      case 19:
-        if (sameField(name, 'proxy-authorization', 'Proxy-Authorization')) {
-          if (seen & PROXY_AUTHORIZATION) return REFUSED.proxyAuthorization;
-          seen |= PROXY_AUTHORIZATION;
-        }
-        break;
-      default:
-    }
+    const field = SINGLETON_BY_LENGTH[name.length];
+    if (field === undefined || !sameField(name, field.lower, field.canon)) continue;
+    if (seen & field.bit) return field.refusal;
+    seen |= field.bit;
+    if (field.bit === HOST) host = raw[i + 1]!;
+    else if (field.bit === TRANSFER_ENCODING) coding = raw[i + 1]!;
   }
   if (seen & HOST) {
     if (!validHost(host)) return REFUSED.badHost;
