@@ -255,12 +255,14 @@ test.serial('20 HUPs with a file errorlog leave the master\'s descriptor count a
   t.pass();
 });
 
-test('the last line before a boot failure exit is in the log file', async (t) => {
-  const dir = tempDir();
-  const log = join(dir, 'error.log');
-  const r = await runCli(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--error-logfile', log, fixture('syntax-error.mjs')]);
-  t.is(r.code, 4);
-  const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
-  t.regex(lines.join('\n'), /App failed to load\. Shutting down \(exit 4\)/);
-  t.regex(lines.at(-1)!, /\[INFO\] Shutting down: Master$/);
-});
+for (const [app, code, why] of [['syntax-error.mjs', 4, /App failed to load\. Shutting down \(exit 4\)/], ['dies-after-boot.mjs', 3, /Workers failed to boot 5 times in a row .*Shutting down \(exit 3\)/]] as const) {
+  test(`the last line before a boot failure exit ${code} is in the log file`, async (t) => {
+    const dir = tempDir();
+    const log = join(dir, 'error.log');
+    const r = await runCli(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--error-logfile', log, fixture(app)]);
+    t.is(r.code, code);
+    const lines = readFileSync(log, 'utf8').trimEnd().split('\n');
+    t.regex(lines.join('\n'), why);
+    t.regex(lines.at(-1)!, /\[INFO\] Shutting down: Master$/);
+  });
+}
