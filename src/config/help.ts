@@ -81,5 +81,5 @@ export function helpText(version: string): string {
 
 export function printConfig(s: Settings): string {
   const width = Math.max(...SETTINGS.map((x) => x.name.length));
-  return `${SETTINGS.map((spec) => `${spec.name.padEnd(width)} = ${formatValue(s[spec.name as keyof Settings])}`).join('\n')}\n`;
+  return `${SETTINGS.map((spec) => `${spec.name.padEnd(width)} = ${formatValue(s[spec.name])}`).join('\n')}\n`;
 }
