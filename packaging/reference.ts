@@ -3,7 +3,7 @@
 // the committed files can be checked for staleness (packaging/gen-docs.ts --check, test/docs.test.ts).
 
 import { SETTINGS } from '../src/config/settings.js';
-import { EXIT_STATUS, SIGNALS_HELP, SIGNALS_PHASES, defaultText } from '../src/config/help.js';
+import { EXIT_STATUS, SIGNALS_HELP, SIGNALS_PHASES, STATUS_USAGE, USAGE, defaultText } from '../src/config/help.js';
 import type { SettingSpec } from '../src/config/setting-types.js';
 
 const GENERATED = 'Generated from src/config/settings.ts by `npm run docs` (packaging/gen-docs.ts); do not edit.';
@@ -166,6 +166,12 @@ function roffSetting(spec: SettingSpec): string[] {
   ];
 }
 
+/** A usage line of help.ts: commands and flags in bold, placeholders (capitals) in italics. */
+function roffSynopsis(usage: string): string {
+  const parts = usage.split(/([a-z-]+(?: [a-z-]+)*|[A-Z_]+)/);
+  return roffLine(parts.map((part, i) => (i % 2 ? (/[a-z]/.test(part) ? bold(part) : italic(part)) : roffEscape(part))).join(''));
+}
+
 function paragraphs(...texts: string[]): string[] {
   return texts.flatMap((t, i) => (i === 0 ? [roffText(t)] : ['.PP', roffText(t)]));
 }
@@ -178,9 +184,9 @@ export function manPage(version: string): string {
     '.SH NAME',
     'tsgunicorn \\- pre\\-fork HTTP server for Node.js applications',
     '.SH SYNOPSIS',
-    roffLine(`${bold('tsgunicorn')} [${italic('OPTIONS')}] [${italic('APP_MODULE')}]`),
+    roffSynopsis(USAGE),
     '.br',
-    roffLine(`${bold('tsgunicorn status')} [${bold('--pid')} ${italic('FILE')} | ${bold('--name')} ${italic('NAME')}] [${bold('--json')}]`),
+    roffSynopsis(STATUS_USAGE),
     '.SH DESCRIPTION',
     ...paragraphs(
       'tsgunicorn serves a Node.js web application with a pre-fork process model, like Gunicorn does for Python: '

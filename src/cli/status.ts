@@ -2,11 +2,12 @@
 // control socket, what it is doing, and prints a table a person can read (or the JSON).
 
 import { connect } from 'node:net';
+import { STATUS_USAGE } from '../config/help.js';
 import { ConfigError, EXIT, TsgunicornError } from '../core/errors.js';
 import { controlPath, type MasterStatus } from '../master/control-socket.js';
 import { isTsgunicornMaster, readPid } from '../master/pidfile.js';
 
-export const STATUS_USAGE = 'usage: tsgunicorn status [--pid FILE | --name NAME] [--json]';
+const USAGE_LINE = `usage: ${STATUS_USAGE}`;
 
 class NotRunning extends TsgunicornError {
   constructor(message: string) {
@@ -33,9 +34,9 @@ function parseStatusArgs(argv: readonly string[]): StatusArgs | 'help' {
     else if (a === '--json') json = true;
     else if (a === '--pid' || a === '-p') pidfile = value();
     else if (a === '--name' || a === '-n') pidfile = `/run/tsgunicorn/${value()}/master.pid`;
-    else throw new ConfigError(`status: unknown option ${a} (${STATUS_USAGE})`);
+    else throw new ConfigError(`status: unknown option ${a} (${USAGE_LINE})`);
   }
-  if (pidfile === null) throw new ConfigError(`status: say which master with --pid FILE or --name NAME (${STATUS_USAGE})`);
+  if (pidfile === null) throw new ConfigError(`status: say which master with --pid FILE or --name NAME (${USAGE_LINE})`);
   return { pidfile, json };
 }
 
@@ -84,7 +85,7 @@ export function renderStatus(st: MasterStatus, now = Date.now()): string {
 export async function statusCommand(argv: readonly string[]): Promise<number> {
   const args = parseStatusArgs(argv);
   if (args === 'help') {
-    process.stdout.write(`${STATUS_USAGE}\n\nShows a running master's workers (pid, age, uptime, requests, RSS, state).\n  --pid FILE   the master's pidfile\n  --name NAME  the systemd instance: /run/tsgunicorn/NAME/master.pid\n  --json       print the status as JSON\n`);
+    process.stdout.write(`${USAGE_LINE}\n\nShows a running master's workers (pid, age, uptime, requests, RSS, state).\n  --pid FILE   the master's pidfile\n  --name NAME  the systemd instance: /run/tsgunicorn/NAME/master.pid\n  --json       print the status as JSON\n`);
     return EXIT.OK;
   }
   const pid = readPid(args.pidfile);

@@ -5,6 +5,8 @@ import { SETTINGS, type Settings } from './settings.js';
 import { formatValue, type SettingSpec } from './setting-types.js';
 
 export const USAGE = 'tsgunicorn [OPTIONS] [APP_MODULE]';
+/** The `status` command's synopsis (src/cli/status.ts); --help and the man page show it too. */
+export const STATUS_USAGE = 'tsgunicorn status [--pid FILE | --name NAME] [--json]';
 
 export const SIGNALS_HELP: readonly [string, string][] = [
   ['TERM', 'graceful stop: finish in-flight and keep-alive requests (up to graceful_timeout), exit 0'],
@@ -50,7 +52,7 @@ function wrap(text: string, width: number, indent: string): string {
 export function helpText(version: string): string {
   const out: string[] = [
     `usage: ${USAGE}`,
-    '       tsgunicorn status [--pid FILE | --name NAME] [--json]',
+    `       ${STATUS_USAGE}`,
     '',
     `tsgunicorn ${version}: a pre-fork HTTP server for Node.js apps, run by systemd.`,
     '',
@@ -81,5 +83,5 @@ export function helpText(version: string): string {
 
 export function printConfig(s: Settings): string {
   const width = Math.max(...SETTINGS.map((x) => x.name.length));
-  return `${SETTINGS.map((spec) => `${spec.name.padEnd(width)} = ${formatValue(s[spec.name as keyof Settings])}`).join('\n')}\n`;
+  return `${SETTINGS.map((spec) => `${spec.name.padEnd(width)} = ${formatValue(s[spec.name])}`).join('\n')}\n`;
 }

@@ -39,23 +39,24 @@ export async function loadSettings(argv: readonly string[], env: NodeJS.ProcessE
   const layers: Map<string, unknown>[] = [fromFile, fromEnv.values, cli.values];
   const positional = cli.appModule ?? fromEnv.appModule;
   if (positional !== null) layers.push(new Map([['app', positional]]));
-  const settings = resolveValues(layers);
-  const values = settings as unknown as Record<string, unknown>;
-  for (const spec of SETTINGS) {
-    const v = values[spec.name];
-    if (spec.path && typeof v === 'string' && v !== '-') values[spec.name] = resolve(cwd, v);
-  }
+  const settings = resolveValues(layers, cwd);
   const explicit = new Set(layers.flatMap((l) => [...l.keys()]));
   return { settings, explicit, help: false, version: false };
 }
 
-/** Applies the layers over the defaults (later wins) and coerces every value. */
-export function resolveValues(layers: readonly Map<string, unknown>[]): Settings {
+/**
+ * Applies the layers over the defaults (later wins) and coerces every value. With `cwd`, a
+ * relative path setting (other than `-`, the standard stream) is made absolute against it.
+ */
+export function resolveValues(layers: readonly Map<string, unknown>[], cwd: string | null = null): Settings {
   const out: Record<string, unknown> = {};
   for (const spec of SETTINGS) {
     let raw: unknown = undefined;
     for (const layer of layers) if (layer.has(spec.name)) raw = layer.get(spec.name);
-    out[spec.name] = raw === undefined ? defaultValue(spec) : coerce(spec, raw);
+    const value = raw === undefined ? defaultValue(spec) : coerce(spec, raw);
+    out[spec.name] = cwd !== null && 'path' in spec && spec.path && typeof value === 'string' && value !== '-' ? resolve(cwd, value) : value;
   }
-  return out as unknown as Settings;
+  // The one cast from the table to its type: `coerce` gives each entry a value of the type
+  // `Settings` derives from it (setting-types.ts), and `out` has a value for every entry.
+  return out as Settings;
 }

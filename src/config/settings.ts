@@ -12,11 +12,16 @@ function defaultWorkers(): number {
   return availableParallelism();
 }
 
-const hook = (name: string, arity: number, help: string): SettingSpec => ({
-  name, section: 'Server hooks', cli: [], type: 'hook', default: null, arity, help,
-});
+/** A server hook's entry; generic so that the table keeps its literal name. */
+function hook<const N extends string>(name: N, arity: number, help: string) {
+  return { name, section: 'Server hooks', cli: [], type: 'hook', default: null, arity, help } as const satisfies SettingSpec;
+}
 
-export const SETTINGS: readonly SettingSpec[] = [
+/**
+ * The table, as a literal: `Settings` below is derived from each entry's name, type, choices and
+ * default, so a setting's value type is written once, here.
+ */
+export const SETTINGS = [
   // Config file
   { name: 'config', section: 'Config file', cli: ['-c', '--config'], metavar: 'FILE', type: 'string', path: true, default: null,
     help: 'Configuration file: TOML (`.toml`) or a JS module (`.js`, `.mjs`, `.cjs`) whose exports are settings; JS files may also define server hooks.' },
@@ -147,71 +152,30 @@ export const SETTINGS: readonly SettingSpec[] = [
   hook('worker_exit', 2, 'Called in the worker just before it exits: `worker_exit(server, worker)`.'),
   hook('nworkers_changed', 3, 'Called in the master when the number of workers changes: `nworkers_changed(server, new, old)`.'),
   hook('on_exit', 1, 'Called in the master just before it exits: `on_exit(server)`.'),
-];
+] as const satisfies readonly SettingSpec[];
 
 export const SETTINGS_BY_NAME: ReadonlyMap<string, SettingSpec> = new Map(SETTINGS.map((s) => [s.name, s]));
 
-/** Resolved settings, keyed by name. */
-export interface Settings {
-  config: string | null;
-  app: string | null;
-  check_config: boolean;
-  print_config: boolean;
-  bind: string[];
-  backlog: number;
-  reuse_port: boolean;
-  workers: number;
-  worker_connections: number;
-  max_requests: number;
-  max_requests_jitter: number;
-  max_worker_memory: number;
-  timeout: number;
-  graceful_timeout: number;
-  keepalive: number;
-  node_options: string[];
-  header_timeout: number;
-  certfile: string | null;
-  keyfile: string | null;
-  ca_certs: string | null;
-  cert_reqs: 'none' | 'optional' | 'required';
-  ciphers: string | null;
-  tls_min_version: 'TLSv1.2' | 'TLSv1.3';
-  metrics_bind: string | null;
-  limit_request_line: number;
-  limit_request_fields: number;
-  limit_request_field_size: number;
-  pidfile: string | null;
-  user: string | null;
-  group: string | null;
-  umask: number;
-  initgroups: boolean;
-  chdir: string | null;
-  daemon: boolean;
-  raw_env: string[];
-  proc_name: string;
-  accesslog: string | null;
-  access_log_format: string;
-  errorlog: string;
-  loglevel: 'debug' | 'info' | 'warning' | 'error' | 'critical';
-  upgrade_handoff: 'auto' | 'manual';
-  upgrade_timeout: number;
-  on_starting: Hook;
-  when_ready: Hook;
-  on_reload: Hook;
-  pre_fork: Hook;
-  post_fork: Hook;
-  post_worker_init: Hook;
-  worker_int: Hook;
-  worker_abort: Hook;
-  pre_exec: Hook;
-  child_exit: Hook;
-  worker_exit: Hook;
-  nworkers_changed: Hook;
-  on_exit: Hook;
-}
-
+/** A server hook: a function from a JS config file, or null when none is set. */
 export type Hook = ((...args: never[]) => unknown) | null;
-export type HookName = { [K in keyof Settings]: Settings[K] extends Hook ? K : never }[keyof Settings];
+
+/** The value type of one entry of the table. */
+type SettingValue<S extends SettingSpec> =
+  S extends { readonly type: 'int' | 'octal' } ? number
+  : S extends { readonly type: 'bool' } ? boolean
+  : S extends { readonly type: 'list' } ? string[]
+  : S extends { readonly type: 'choice'; readonly choices: readonly (infer C)[] } ? C
+  : S extends { readonly type: 'string'; readonly default: null } ? string | null
+  : S extends { readonly type: 'string' } ? string
+  : S extends { readonly type: 'hook' } ? Hook
+  : never;
+
+type Entry = (typeof SETTINGS)[number];
+
+/** Resolved settings, keyed by name. */
+export type Settings = { [S in Entry as S['name']]: SettingValue<S> };
+
+export type HookName = Extract<Entry, { readonly type: 'hook' }>['name'];
 
 /** Settings as a worker receives them: everything but the hook functions. */
 export type WorkerSettings = Omit<Settings, HookName>;
