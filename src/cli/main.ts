@@ -14,8 +14,7 @@ import { statusCommand } from './status.js';
 
 function fail(err: unknown): never {
   if (err instanceof AppLoadError) {
-    const cause = err.cause as Error | undefined;
-    process.stderr.write(`tsgunicorn: ${err.message}${cause ? `:\n${cause.stack ?? String(cause)}` : ''}\n`);
+    process.stderr.write(`tsgunicorn: ${err.explain()}\n`);
   } else if (err instanceof TsgunicornError) {
     process.stderr.write(`tsgunicorn: error: ${err.message}\n`);
   } else {

@@ -3,17 +3,11 @@
 
 import { connect } from 'node:net';
 import { STATUS_USAGE } from '../config/help.js';
-import { ConfigError, EXIT, TsgunicornError } from '../core/errors.js';
+import { ConfigError, EXIT, NotRunningError } from '../core/errors.js';
 import { controlPath, type MasterStatus } from '../master/control-socket.js';
 import { isTsgunicornMaster, readPid } from '../master/pidfile.js';
 
 const USAGE_LINE = `usage: ${STATUS_USAGE}`;
-
-class NotRunning extends TsgunicornError {
-  constructor(message: string) {
-    super(message, 'TSG_ERR_NOT_RUNNING', EXIT.RUNTIME);
-  }
-}
 
 interface StatusArgs {
   readonly pidfile: string;
@@ -89,13 +83,13 @@ export async function statusCommand(argv: readonly string[]): Promise<number> {
     return EXIT.OK;
   }
   const pid = readPid(args.pidfile);
-  if (pid === null) throw new NotRunning(`no master: cannot read a pid from ${args.pidfile}`);
-  if (!isTsgunicornMaster(pid)) throw new NotRunning(`no master: pid ${pid} from ${args.pidfile} is not a running tsgunicorn master`);
+  if (pid === null) throw new NotRunningError(`no master: cannot read a pid from ${args.pidfile}`);
+  if (!isTsgunicornMaster(pid)) throw new NotRunningError(`no master: pid ${pid} from ${args.pidfile} is not a running tsgunicorn master`);
   let st: MasterStatus;
   try {
     st = await ask(controlPath(args.pidfile, pid));
   } catch (err) {
-    throw new NotRunning(`master ${pid} did not answer on ${controlPath(args.pidfile, pid)}: ${(err as Error).message}`);
+    throw new NotRunningError(`master ${pid} did not answer on ${controlPath(args.pidfile, pid)}: ${(err as Error).message}`);
   }
   process.stdout.write(args.json ? `${JSON.stringify(st, null, 2)}\n` : renderStatus(st));
   return EXIT.OK;

@@ -181,5 +181,7 @@ export type HookName = Extract<Entry, { readonly type: 'hook' }>['name'];
 export type WorkerSettings = Omit<Settings, HookName>;
 
 export function defaultValue(spec: SettingSpec): unknown {
-  return typeof spec.default === 'function' ? (spec.default as () => unknown)() : spec.default;
+  if (typeof spec.default === 'function') return (spec.default as () => unknown)();
+  // A copy: a list default must not be shared by every resolved configuration.
+  return Array.isArray(spec.default) ? [...(spec.default as unknown[])] : spec.default;
 }

@@ -33,7 +33,13 @@ function errorKind(code: string, exitCode: number) {
 export class ConfigError extends errorKind('TSG_ERR_CONFIG', EXIT.USAGE) {}
 
 /** The application could not be imported or is not something we can serve: exit 4. */
-export class AppLoadError extends errorKind('TSG_ERR_APP_LOAD', EXIT.APP_LOAD) {}
+export class AppLoadError extends errorKind('TSG_ERR_APP_LOAD', EXIT.APP_LOAD) {
+  /** The message, then the app's own error with its stack: what a person needs to fix the app. */
+  explain(): string {
+    const cause = this.cause as Error | undefined;
+    return `${this.message}${cause ? `:\n${cause.stack ?? String(cause)}` : ''}`;
+  }
+}
 
 /** Could not bind or adopt a listening socket (address in use, not a socket...): exit 1. */
 export class ListenError extends errorKind('TSG_ERR_LISTEN', EXIT.RUNTIME) {}

@@ -20,8 +20,7 @@ const log = createLogger({ errorlog: init.settings.errorlog, loglevel: init.sett
 
 new Worker(init, log).run().catch(async (err: unknown) => {
   if (err instanceof AppLoadError) {
-    const cause = err.cause as Error | undefined;
-    log.error(`${err.message}${cause ? `:\n${cause.stack ?? String(cause)}` : ''}`);
+    log.error(err.explain());
   } else {
     log.error(`Worker failed to boot: ${(err as Error)?.stack ?? String(err)}`);
   }
