@@ -71,6 +71,7 @@ export function renderStatus(st: MasterStatus, now = Date.now()): string {
     `tsgunicorn master ${st.pid} [${st.name}]: ${st.phase}, up ${duration(now - st.startedAt)}, version ${st.version} (node ${st.node})`,
     `listening: ${st.listeners.join(', ')}`,
     `workers: ${ready} ready of ${st.target}${st.upgradingTo ? `; upgrading to master ${st.upgradingTo}` : ''}`,
+    ...(st.pending ?? []).map((note) => `pending: ${note}`),
     ...table,
     '',
   ].join('\n');

@@ -15,6 +15,7 @@ import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.
 import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js';
 import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
 import { prepareLogFiles } from './log-files.js';
+import { OnDisk, appEntry, type AppWatch } from './on-disk.js';
 import type { MasterMetrics } from './metrics-server.js';
 import type { Pidfile } from './pidfile.js';
 import { EFFECTS, signalName, type Phase } from './phases.js';
@@ -64,13 +65,14 @@ export class Arbiter {
   /** From HUP until the new generation serves or the reload failed. */
   private reloading = false;
   /** What a reload falls back to, once the new configuration is in force. */
-  private reload: { readonly prev: Generation; readonly prevGen: number } | null = null;
+  private reload: { readonly prev: Generation; readonly prevGen: number; readonly prevApp: AppWatch } | null = null;
   /** A new master whose workers serve, until the old one has handed the unit over. */
   private takingOver = false;
   /** HUP and USR2 to carry out once the operation under way ends. */
   private readonly pending = new Set<MasterSignal>();
   private readonly queue: MasterSignal[] = [];
   private tick: NodeJS.Timeout | undefined;
+  private readonly onDisk: OnDisk;
   /** Said once: closing a reuse-port socket resets what is queued on it (tcp_migrate_req off). */
   private warnedResets = false;
   private readonly startedAt = Date.now();
@@ -86,6 +88,7 @@ export class Arbiter {
     const pidfilePath = opts.pidfile?.file ?? null;
     this.control = pidfilePath ? new ControlSocket(controlPath(pidfilePath, process.pid), () => this.report()) : null;
     this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
+    this.onDisk = new OnDisk(opts.log, (notes) => this.status.setPending(notes));
     this.pool = new WorkerPool(generation(opts.config), {
       log: opts.log,
       listeners: opts.listeners,
@@ -137,7 +140,7 @@ export class Arbiter {
     // prom-client loads only where metrics are on (~11 MiB of memory with its dependencies).
     if (this.config.metricsBind !== null) {
       const { MasterMetrics } = await import('./metrics-server.js');
-      this.metrics = new MasterMetrics({ workerCount: () => this.pool.size, workerSnapshots: (ms) => this.pool.metrics(ms) });
+      this.metrics = new MasterMetrics({ workerCount: () => this.pool.size, workerSnapshots: (ms) => this.pool.metrics(ms), pending: () => this.onDisk.pending });
     }
     await this.hook('on_starting', this.server);
     this.log.info(`Starting tsgunicorn ${VERSION} (node ${process.version})`);
@@ -147,6 +150,8 @@ export class Arbiter {
     await this.control?.listen().catch((err: Error) => this.log.warning(`control socket ${this.control!.path}: ${err.message}; \`tsgunicorn status\` will not reach this master`));
     // A new master started by USR2 takes the metrics address over once the old one hands off.
     if (!this.opts.oldMaster) await this.listenMetrics();
+    this.onDisk.watchApp(appEntry(this.config.appDir, this.config.app.path));
+    this.onDisk.start();
     this.tick = setInterval(() => this.loop(), TICK_MS);
     this.loop();
     return this.done;
@@ -203,6 +208,7 @@ export class Arbiter {
         state: this.pool.isRetiring(w) ? `${w.state} (retiring)` : w.state,
       })),
       upgradingTo: this.upgrade.pid,
+      pending: this.onDisk.pending.map((p) => p.note),
     };
   }
 
@@ -366,7 +372,8 @@ export class Arbiter {
     }
     await this.hook('on_reload', this.server);
     const prevTarget = this.pool.target;
-    this.reload = { prev: this.pool.inForce, prevGen: this.pool.currentGeneration };
+    const prevApp = this.onDisk.watchApp(appEntry(config.appDir, config.app.path));
+    this.reload = { prev: this.pool.inForce, prevGen: this.pool.currentGeneration, prevApp };
     this.apply(config);
     if (next.workers !== prevTarget) this.fireHook('nworkers_changed', this.server, next.workers, prevTarget);
     this.pool.startGeneration(generation(config));
@@ -386,17 +393,20 @@ export class Arbiter {
     this.log.info(`Reloaded: ${this.pool.target} new worker(s) serving`);
     this.metrics?.reloads.inc();
     this.status.reloaded();
+    this.onDisk.refresh();
     this.wake();
   }
 
   private abortReload(why: string): void {
-    const { prev, prevGen } = this.reload!;
+    const { prev, prevGen, prevApp } = this.reload!;
+    this.onDisk.restoreApp(prevApp);
     this.reload = null;
     this.reloading = false;
     this.pool.abandonGeneration(prev, prevGen);
     this.apply(prev.config);
     this.log.error(`Reload failed (${why}); the previous workers keep serving`);
     this.status.reloadFailed(why);
+    this.onDisk.refresh();
     this.wake();
   }
 
@@ -451,6 +461,7 @@ export class Arbiter {
     const upgradeGone = this.upgrade.abandon();
     this.stopping = true;
     clearInterval(this.tick);
+    this.onDisk.stop();
     this.status.stopping();
     this.log.info(this.upgrade.handedOff ? 'Handing over: stopping this master\'s workers gracefully' : graceful ? 'Graceful stop' : 'Quick stop');
     await this.pool.stopAll(graceful, QUICK_STOP_MS);

@@ -26,6 +26,8 @@ export interface MasterStatus {
   readonly listeners: string[];
   readonly workers: WorkerStatus[];
   readonly upgradingTo: number | null;
+  /** What differs between what runs and what is on disk (master/on-disk.ts). */
+  readonly pending: string[];
 }
 
 /** Where the master with this pid listens, given its pidfile. */

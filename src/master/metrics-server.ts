@@ -14,6 +14,8 @@ export interface MetricsSource {
   /** Snapshots of the live workers (each answering within a timeout, or left out). */
   workerSnapshots(timeoutMs: number): Promise<MetricsSnapshot[]>;
   workerCount(): number;
+  /** What is pending on disk: node, tsgunicorn, app (master/on-disk.ts). */
+  pending(): readonly { readonly what: string }[];
 }
 
 export class MasterMetrics {
@@ -27,6 +29,16 @@ export class MasterMetrics {
 
   constructor(private readonly source: MetricsSource) {
     new Gauge({ name: 'tsgunicorn_workers', help: 'Worker processes alive', registers: [this.registry], collect() { this.set(source.workerCount()); } });
+    new Gauge({
+      name: 'tsgunicorn_upgrade_pending',
+      help: 'Whether what runs differs from what is on disk: node or tsgunicorn (USR2 applies it), app (HUP applies it)',
+      labelNames: ['what'],
+      registers: [this.registry],
+      collect() {
+        const now = new Set(source.pending().map((p) => p.what));
+        for (const what of ['node', 'tsgunicorn', 'app']) this.set({ what }, now.has(what) ? 1 : 0);
+      },
+    });
   }
 
   /** Keeps a departed worker's last numbers (summed with the others already gone). */

@@ -32,6 +32,8 @@ export class ServiceStatus {
   private statusTimer: NodeJS.Timeout | undefined;
   private lastStatus = '';
   private note = '';
+  /** What waits for a USR2 or a HUP (master/on-disk.ts): said in every STATUS= line. */
+  private pending: readonly string[] = [];
   private readonly bootStarted = Date.now();
   private lastExtend = 0;
 
@@ -58,7 +60,7 @@ export class ServiceStatus {
   statusLine(): string {
     const s = this.snapshot();
     const head = s.phase === 'booting' ? `Booting ${s.ready}/${s.target} workers` : s.phase === 'stopping' ? 'Stopping' : `Serving: ${s.ready}/${s.target} workers, ${s.requests} requests served`;
-    return this.note ? `${head}; ${this.note}` : head;
+    return [head, this.note, ...this.pending].filter(Boolean).join('; ');
   }
 
   /** Updates STATUS= when it changed, and extends the start timeout while booting. */
@@ -113,6 +115,12 @@ export class ServiceStatus {
   handOff(): void {
     this.stop();
     this.active = false;
+  }
+
+  /** Files on disk differ from what runs: an upgrade or a reload is pending. */
+  setPending(notes: readonly string[]): void {
+    this.pending = notes;
+    this.refresh();
   }
 
   upgradeFailed(why: string): void {

@@ -72,6 +72,8 @@ export interface DaemonOptions {
   readonly stderrFd?: number;
   /** Descriptors of this process passed to the daemon as fds 3, 4, ... (for fd://N). */
   readonly fds?: readonly number[];
+  /** The node binary to run it with (default: this test's own). */
+  readonly node?: string;
 }
 
 export class Daemon {
@@ -84,7 +86,7 @@ export class Daemon {
   private readonly sampler: NodeJS.Timeout;
 
   constructor(args: readonly string[], opts: DaemonOptions = {}) {
-    const command = [...(opts.prefix ?? []), process.execPath, BIN, ...args];
+    const command = [...(opts.prefix ?? []), opts.node ?? process.execPath, BIN, ...args];
     this.proc = spawn(command[0]!, command.slice(1), {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, ...opts.env },

@@ -1,0 +1,82 @@
+// The master knows what it runs (src/master/on-disk.ts): when the Node binary it runs is replaced
+// on disk (what a nodejs package upgrade does), `tsgunicorn status`, STATUS= and the log say an
+// upgrade is pending until a USR2 applies it; when the app's file changes, that a HUP would apply
+// it, until the HUP. Checked every 5 s, never per request.
+
+import test from 'ava';
+import { copyFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { deletedMappings } from '../src/master/on-disk.js';
+import { freePort, get, pidIn, runCli, sleep, start, tempDir, trackAll, waitUntil } from './helpers/daemon.js';
+import { NotifySocket } from './helpers/notify-socket.js';
+import { lacksNotify, serialNeeding } from './helpers/requirements.js';
+
+const statusOf = async (pidfile: string): Promise<string> => (await runCli(['status', '--pid', pidfile])).stdout;
+
+test('deletedMappings: executable mappings of replaced files, each once', (t) => {
+  const maps = [
+    '55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 131 /usr/bin/node (deleted)',
+    '55d0c0a01000-55d0c0a02000 r-xp 00001000 08:01 131 /usr/bin/node (deleted)',
+    '7f0000000000-7f0000100000 r-xp 00000000 08:01 200 /usr/lib/x86_64-linux-gnu/libnode.so.115 (deleted)',
+    '7f0000100000-7f0000200000 r-xp 00100000 08:01 200 /usr/lib/x86_64-linux-gnu/libnode.so.115 (deleted)',
+    '7f0000300000-7f0000400000 r-xp 00000000 08:01 300 /usr/lib/x86_64-linux-gnu/libc.so.6',
+    '7f0000500000-7f0000600000 rw-p 00000000 00:00 0 ',
+    '7f0000600000-7f0000700000 rw-s 00000000 00:01 9 /memfd:x (deleted)',
+  ].join('\n');
+  t.deepEqual(deletedMappings(maps), ['/usr/bin/node', '/usr/lib/x86_64-linux-gnu/libnode.so.115']);
+});
+
+test.serial('a replaced Node binary: an upgrade is pending until USR2, and the new master runs the new file', async (t) => {
+  const dir = tempDir();
+  mkdirSync(join(dir, 'bin'));
+  const node = join(dir, 'bin', 'node');
+  copyFileSync(process.execPath, node);
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  writeFileSync(join(dir, 'app.mjs'), 'export default (req, res) => res.end("ok");\n');
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--pid', pidfile, join(dir, 'app.mjs')], { node });
+  trackAll(t, pidfile);
+  await d.waitReady();
+  t.notRegex(await statusOf(pidfile), /pending/);
+
+  // What dpkg does: the new file is written aside and renamed over the old one.
+  copyFileSync(process.execPath, `${node}.dpkg-new`);
+  renameSync(`${node}.dpkg-new`, node);
+  const pending = /pending: upgrade pending: node v[\d.]+ on disk is not the one running \(node replaced\) \(USR2 to apply\)/;
+  await waitUntil('status says the upgrade is pending', async () => pending.test(await statusOf(pidfile)), 15000);
+  t.regex(d.output, /On disk: upgrade pending: node/);
+
+  d.signal('SIGUSR2');
+  await d.waitForLog(/Upgrade complete: this master \(pid \d+\)/);
+  t.not(pidIn(pidfile), d.pid);
+  await sleep(6000);
+  t.notRegex(await statusOf(pidfile), /pending/, 'the new master runs the Node on disk');
+  t.is((await get(`http://127.0.0.1:${port}/`)).body, 'ok');
+});
+
+serialNeeding(lacksNotify(), 'a changed app file: status, STATUS= and the metric say a HUP would apply it, until the HUP', async (t) => {
+  const ns = new NotifySocket();
+  t.teardown(() => ns.close());
+  await ns.ready();
+  const dir = tempDir();
+  const app = join(dir, 'app.mjs');
+  writeFileSync(app, 'export default (req, res) => res.end("v1");\n');
+  const pidfile = join(dir, 'master.pid');
+  const [port, mport] = [await freePort(), await freePort()];
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--pid', pidfile, '--metrics-bind', `127.0.0.1:${mport}`, app], { env: { NOTIFY_SOCKET: ns.path } });
+  await d.waitReady();
+  const metric = async (): Promise<string> => /tsgunicorn_upgrade_pending\{what="app"\} (\d)/.exec((await get(`http://127.0.0.1:${mport}/metrics`)).body)?.[1] ?? '?';
+  t.is(await metric(), '0');
+
+  writeFileSync(app, 'export default (req, res) => res.end("v2");\n');
+  await waitUntil('status says the app changed', async () => /pending: app changed on disk \(HUP to apply\)/.test(await statusOf(pidfile)), 15000);
+  t.is(await metric(), '1');
+  await waitUntil('STATUS= says so', () => ns.messages.some((m) => /app changed on disk \(HUP to apply\)/.test(m.fields['STATUS'] ?? '')), 15000);
+  t.is((await get(`http://127.0.0.1:${port}/`)).body, 'v1', 'the workers still run the app they loaded');
+
+  d.signal('SIGHUP');
+  await d.waitForLog(/Reloaded: 1 new worker/);
+  t.is((await get(`http://127.0.0.1:${port}/`)).body, 'v2');
+  t.notRegex(await statusOf(pidfile), /pending/);
+  t.is(await metric(), '0');
+});
