@@ -1,7 +1,10 @@
-// The error log: one winston logger per process with Gunicorn's levels and line shape
-// (`[2026-01-02 10:00:00 +0000] [1234] [INFO] message`). When standard error is the journal
+// The error log: one winston logger per process, for its whole life, with Gunicorn's levels
+// (winston custom levels) and line shape (`[2026-01-02 10:00:00 +0000] [1234] [INFO] message`, a
+// winston timestamp and printf format). While lines go to standard error and it is the journal
 // (JOURNAL_STREAM names it), every line (stack traces too) carries an sd-daemon(3) `<N>` priority
-// prefix and no timestamp: journald stamps it.
+// prefix and no timestamp: journald stamps it. Its one transport writes to a Destination (USR1
+// reopen, flush, fallback to standard error). A reload reconfigures that logger: winston's level,
+// and the Destination retargeted when the path changed; no second logger or destination is made.
 //
 // winston is loaded on the first message the level lets through, not at import: a worker that
 // logs nothing (the usual case: the master logs boots and exits) starts ~80 ms sooner and uses
@@ -28,7 +31,7 @@ export interface Logger {
   reopen(): void;
   /** Resolves once everything logged so far is written, to the file too (before process.exit). */
   flush(): Promise<void>;
-  /** A reload: the same logger, with the new settings (a new file is opened, the old one closed). */
+  /** A reload: the same logger, with the new settings (a new path: it is opened, the old file closed). */
   reconfigure(opts: LoggerOptions): void;
 }
 
@@ -45,44 +48,48 @@ export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
   }
 }
 
-function pad(n: number): string {
-  return String(n).padStart(2, '0');
-}
-
-/** Gunicorn's `%Y-%m-%d %H:%M:%S %z`. */
-export function timestamp(d: Date = new Date()): string {
-  const off = -d.getTimezoneOffset();
-  const sign = off >= 0 ? '+' : '-';
-  const tz = `${sign}${pad(Math.floor(Math.abs(off) / 60))}${pad(Math.abs(off) % 60)}`;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${tz}`;
-}
-
 export interface LoggerOptions {
   readonly errorlog: string;
   readonly loglevel: Level;
 }
 
+/** Gunicorn's `%Y-%m-%d %H:%M:%S %z`, in fecha's tokens (winston's timestamp format). */
+const TIME = 'YYYY-MM-DD HH:mm:ss ZZ';
+
 function createWinston(dest: Destination, loglevel: Level): Winston.Logger {
   const winston = createRequire(import.meta.url)('winston') as typeof Winston;
-  const line = dest.isStd && stderrIsJournal()
-    ? winston.format.printf((i) => { const p = `<${PRIORITY[i.level as Level]}>`; return p + String(i.message).replace(/\n/g, `\n${p}`); })
-    : winston.format.printf((i) => `[${timestamp()}] [${process.pid}] [${i.level.toUpperCase()}] ${String(i.message)}`);
+  const { combine, printf, timestamp } = winston.format;
+  // Whether standard error is the journal is asked once; whether a line goes there, per line (a
+  // reload can move the log to or from standard error, a failed file falls back to it).
+  const journal = stderrIsJournal();
+  const line = printf((i) => {
+    const msg = String(i.message);
+    if (!(journal && dest.toStderr)) return `[${String(i['timestamp'])}] [${process.pid}] [${i.level.toUpperCase()}] ${msg}`;
+    const p = `<${PRIORITY[i.level as Level]}>`;
+    return p + msg.replace(/\n/g, `\n${p}`);
+  });
   return winston.createLogger({
     levels: LEVELS,
     level: loglevel,
-    format: line,
+    format: combine(timestamp({ format: TIME }), line),
     transports: [new winston.transports.Stream({ stream: dest })],
   });
 }
 
 export function createLogger(opts: LoggerOptions): Logger {
-  let current = opts;
-  let dest = new Destination(opts.errorlog, process.stderr);
+  const dest = new Destination(opts.errorlog, process.stderr);
+  // The level until winston is loaded; from then on, winston's own.
+  let level = opts.loglevel;
   let w: Winston.Logger | null = null;
-  const log = (level: Level) => (msg: string) => {
-    if (LEVELS[level] > LEVELS[current.loglevel]) return;
-    w ??= createWinston(dest, current.loglevel);
-    w.log(level, msg);
+  const log = (at: Level) => (msg: string) => {
+    if (w === null) {
+      if (LEVELS[at] > LEVELS[level]) return;
+      w = createWinston(dest, level);
+    } else if (!w.isLevelEnabled(at)) {
+      return;
+    }
+    // winston hands the line to its transport's stream, and so the Destination, before log() returns.
+    w.log(at, msg);
   };
   return {
     debug: log('debug'),
@@ -93,13 +100,9 @@ export function createLogger(opts: LoggerOptions): Logger {
     reopen: () => dest.reopen(),
     flush: () => dest.flushed(),
     reconfigure: (next) => {
-      if (next.errorlog !== current.errorlog) {
-        const old = dest;
-        dest = new Destination(next.errorlog, process.stderr);
-        void old.flushed().then(() => old.close());
-      }
-      current = next;
-      w = null;
+      level = next.loglevel;
+      if (w !== null) w.level = next.loglevel;
+      dest.retarget(next.errorlog);
     },
   };
 }
