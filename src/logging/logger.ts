@@ -36,7 +36,7 @@ export interface Logger {
 }
 
 /** True when fd 2 is the stream systemd's JOURNAL_STREAM (`DEV:INODE`) describes. */
-export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
   const js = env['JOURNAL_STREAM'];
   if (!js) return false;
   const [dev, ino] = js.split(':');
