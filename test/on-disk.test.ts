@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { deletedMappings } from '../src/master/on-disk.js';
 import { freePort, get, pidIn, runCli, sleep, start, tempDir, trackAll, waitUntil } from './helpers/daemon.js';
 import { NotifySocket } from './helpers/notify-socket.js';
-import { lacksNotify, serialNeeding } from './helpers/requirements.js';
+import { lacksNotify, otherMajorNode, serialNeeding } from './helpers/requirements.js';
 
 const statusOf = async (pidfile: string): Promise<string> => (await runCli(['status', '--pid', pidfile])).stdout;
 
@@ -51,6 +51,32 @@ test.serial('a replaced Node binary: an upgrade is pending until USR2, and the n
   t.not(pidIn(pidfile), d.pid);
   await sleep(6000);
   t.notRegex(await statusOf(pidfile), /pending/, 'the new master runs the Node on disk');
+  t.is((await get(`http://127.0.0.1:${port}/`)).body, 'ok');
+});
+
+const other = otherMajorNode();
+serialNeeding(lacksNotify() ?? (other === null ? 'no node of another major version (TSG_NODES)' : null), 'under systemd, USR2 onto a Node of another major (the addons do not load): the new master does not take over, the old one serves on', async (t) => {
+  const ns = new NotifySocket();
+  t.teardown(() => ns.close());
+  await ns.ready();
+  const dir = tempDir();
+  mkdirSync(join(dir, 'bin'));
+  const node = join(dir, 'bin', 'node');
+  copyFileSync(process.execPath, node);
+  const pidfile = join(dir, 'master.pid');
+  const port = await freePort();
+  writeFileSync(join(dir, 'app.mjs'), 'export default (req, res) => res.end("ok");\n');
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--pid', pidfile, join(dir, 'app.mjs')], { node, env: { NOTIFY_SOCKET: ns.path } });
+  trackAll(t, pidfile);
+  await ns.waitFor('READY', '1');
+  // A nodejs package of the next major unpacked by dpkg -i: its node is now the one on disk.
+  copyFileSync(other!, `${node}.dpkg-new`);
+  renameSync(`${node}.dpkg-new`, node);
+  d.signal('SIGUSR2');
+  await d.waitForLog(/Upgrade failed: the new master exited \(code 1\) before it was ready; this master keeps serving/);
+  t.regex(d.output, /cannot take over from the old master \(pid \d+\): systemd needs MAINPID= from this master, and the sd-notify addon does not load under node v\d+/);
+  t.is(pidIn(pidfile), d.pid, 'the pidfile names the old master again');
+  t.false(ns.messages.some((m) => 'MAINPID' in m.fields), 'no MAINPID= was sent');
   t.is((await get(`http://127.0.0.1:${port}/`)).body, 'ok');
 });
 

@@ -63,8 +63,8 @@ function defineTests(): void {
   let fsBefore = '';
   const loads = new Set<NetnsLoad>();
 
-  const startLoad = (): NetnsLoad => {
-    const l = c.load(URL, 20);
+  const startLoad = (fresh = 0): NetnsLoad => {
+    const l = c.load(URL, 20, fresh);
     loads.add(l);
     return l;
   };
@@ -80,6 +80,9 @@ function defineTests(): void {
   const curl = async (args = URL): Promise<string> => c.sh(`curl -sS --fail --max-time 10 ${args}`);
   const workersOf = async (pid: number): Promise<number[]> =>
     (await c.shr(`pgrep -P ${pid}`)).stdout.split('\n').filter(Boolean).map(Number).sort();
+  /** The unit's file descriptor store: each entry's FDNAME. */
+  const fdstore = async (): Promise<string[]> =>
+    (await c.sh(`systemd-analyze fdstore --no-pager ${UNIT}`)).split('\n').slice(1).map((l) => l.trim().split(/\s+/)[0]!).filter(Boolean).sort();
   const journal = async (lines = 80): Promise<string> =>
     (await c.shr(`journalctl --no-pager -o short-monotonic -n ${lines} -u 'tsgunicorn@*'`)).stdout;
 
@@ -226,6 +229,154 @@ function defineTests(): void {
     t.log(`restarted ${Math.round((Date.now() - t0) / 1000)} s after SIGSTOP (WatchdogSec=${watchdogUsec / 1e6}s)`);
     t.not(await mainPid(), old);
     t.regex(await c.sh(`journalctl --no-pager -u ${UNIT} | grep -i watchdog`), /[Ww]atchdog timeout/);
+    t.regex(await curl(), /^demo \d+/);
+  });
+
+  const STORED_TCP = 'tsgunicorn~s~-~127.0.0.1%3A8000';
+
+  test.serial('systemctl restart without the socket unit under load: the stored socket refuses no connection, fails no request', async (t) => {
+    t.timeout(3 * MIN);
+    t.deepEqual(await fdstore(), [STORED_TCP], 'the master stored its socket');
+    const old = await mainPid();
+    const load = startLoad(4);
+    await load.more(300, 'before the restart');
+    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await waitUntil('the restarted service', async () => (await active()) === 'active' && ![0, old].includes(await mainPid()), 60_000);
+    await load.more(300, 'after the restart');
+    await stopLoad(t, load, 'restart without the socket unit (keep-alive and new connections)');
+    t.regex(await c.sh(`journalctl --no-pager -u ${UNIT} _PID=${await mainPid()}`), /Serving on the socket\(s\) systemd kept: 127\.0\.0\.1:8000/);
+    t.deepEqual(await fdstore(), [STORED_TCP], 'one socket in the store, no duplicate');
+  });
+
+  test.serial('kill -9 of the master under load: systemd restarts it on the stored socket; no connection refused, failures at most the requests in flight', async (t) => {
+    t.timeout(3 * MIN);
+    const old = await mainPid();
+    const oldWorkers = await workersOf(old);
+    const load = startLoad(4);
+    await load.more(300, 'before the kill');
+    const t0 = Date.now();
+    await c.sh(`kill -9 ${old}`);
+    await waitUntil('a new master', async () => (await active()) === 'active' && ![0, old].includes(await mainPid()), 60_000);
+    await load.more(300, 'after the kill');
+    const back = Date.now() - t0;
+    const r = await load.stop();
+    loads.delete(load);
+    t.log(`kill -9: serving again after ${back} ms; ${r.ok} requests served, ${r.failed} failed ${JSON.stringify(r.errors)}`);
+    t.is(r.errors['ECONNREFUSED'] ?? 0, 0, 'no connection refused');
+    // At most one request in flight on each of the 20 keep-alive and 4 new-connection loops.
+    t.true(r.failed <= 24, `failed ${r.failed} <= the 24 requests that can be in flight`);
+    t.true(back < 30_000, `back within 30 s (${back} ms)`);
+    for (const w of oldWorkers) t.not((await c.shr(`kill -0 ${w}`)).code, 0, `the dead master's worker ${w} is gone`);
+    t.is((await workersOf(await mainPid())).length, 2);
+  });
+
+  test.serial('USR2 then restart: the store holds exactly the configured socket, once', async (t) => {
+    t.timeout(3 * MIN);
+    const old = await mainPid();
+    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
+    await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
+    t.deepEqual(await fdstore(), [STORED_TCP], 'after USR2');
+    const upgraded = await mainPid();
+    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await waitUntil('the restarted service', async () => (await active()) === 'active' && ![0, upgraded].includes(await mainPid()), 60_000);
+    t.deepEqual(await fdstore(), [STORED_TCP], 'after the restart');
+    t.regex(await curl(), /^demo \d+/);
+  });
+
+  test.serial('a bind changed in the config applies at the restart: the socket no longer configured leaves the store', async (t) => {
+    t.timeout(3 * MIN);
+    writeFileSync(c.path('/etc/tsgunicorn/demo.toml'), CONFIG_TCP.replace('127.0.0.1:8000', '127.0.0.1:8001'));
+    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await waitUntil('the restarted service', async () => (await active()) === 'active', 60_000);
+    t.deepEqual(await fdstore(), ['tsgunicorn~s~-~127.0.0.1%3A8001']);
+    t.regex(await curl('http://127.0.0.1:8001/'), /^demo \d+/);
+    t.regex((await c.shr(`curl -sS --max-time 5 ${URL} 2>&1`)).stdout, /Connection refused|Failed to connect/, 'nothing listens on the old address');
+    t.regex(await c.sh(`journalctl --no-pager -u ${UNIT} _PID=${await mainPid()}`), /Dropping the stored socket 127\.0\.0\.1:8000/);
+    writeFileSync(c.path('/etc/tsgunicorn/demo.toml'), CONFIG_TCP);
+    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await waitUntil('the restarted service', async () => (await active()) === 'active', 60_000);
+    t.deepEqual(await fdstore(), [STORED_TCP]);
+  });
+
+  /**
+   * Repacks the installed package `pkg` at `version` from the files it has now (what dpkg-repack
+   * does), its dependencies on the packages of `from` moved to `version` too; returns the .deb.
+   */
+  const repack = async (pkg: string, version: string, from: string): Promise<string> => {
+    const dir = `/var/tmp/repack/${pkg}`;
+    await c.sh(`set -e
+rm -rf ${dir}; mkdir -p ${dir}/DEBIAN
+dpkg-query -L ${pkg} | while IFS= read -r f; do
+  if [ -L "$f" ] || [ -f "$f" ]; then mkdir -p "${dir}$(dirname "$f")"; cp -a "$f" "${dir}$f"; fi
+done
+dpkg-query -s ${pkg} | grep -v -e '^Status:' -e '^Version:' -e '^Conffiles:' | sed 's/(= ${from})/(= ${version})/g' > ${dir}/DEBIAN/control
+echo 'Version: ${version}' >> ${dir}/DEBIAN/control
+for f in shlibs triggers postinst prerm; do
+  for g in /var/lib/dpkg/info/${pkg}.$f /var/lib/dpkg/info/${pkg}:*.$f; do [ -f "$g" ] && cp "$g" ${dir}/DEBIAN/$f; done
+done
+dpkg-deb --root-owner-group -b ${dir} /var/tmp/repack/${pkg}_${version}.deb >/dev/null`, { timeoutMs: 2 * MIN });
+    return `/var/tmp/repack/${pkg}_${version}.deb`;
+  };
+  const nodePackages = async (): Promise<{ version: string; libnode: string }> => ({
+    version: (await c.sh(`dpkg-query -W -f='\${Version}' nodejs`)).trim(),
+    libnode: `libnode${(await c.sh('node -p process.versions.modules')).trim()}`,
+  });
+  const deletedMaps = async (pid: number): Promise<string[]> =>
+    (await c.sh(`grep '(deleted)' /proc/${pid}/maps || true`)).split('\n').filter(Boolean);
+
+  test.serial('a libnode replaced on disk: tsgunicorn status says an upgrade is pending until USR2', async (t) => {
+    t.timeout(3 * MIN);
+    const { libnode } = await nodePackages();
+    const lib = (await c.sh(`dpkg-query -L ${libnode} | grep '/libnode\\.so'`)).trim().split('\n')[0]!;
+    const status = async (): Promise<string> => c.sh('tsgunicorn status --name demo');
+    t.notRegex(await status(), /pending/);
+    // What dpkg does, without dpkg (so no trigger): the new file is renamed over the old one.
+    await c.sh(`cp -a ${lib} ${lib}.e2e-new && mv ${lib}.e2e-new ${lib}`);
+    await waitUntil('status to say so', async () => /pending: upgrade pending: node .* \(USR2 to apply\)/.test(await status()), 30_000);
+    t.regex(await c.sh(`systemctl show -p StatusText --value ${UNIT}`), /upgrade pending: node/, 'STATUS= says so too');
+    const old = await mainPid();
+    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
+    await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
+    await waitUntil('status to say nothing is pending', async () => !/pending/.test(await status()), 30_000);
+    t.deepEqual(await deletedMaps(await mainPid()), [], 'the new master maps no deleted file');
+  });
+
+  test.serial('dpkg -i of a newer nodejs and libnode under load: the file triggers hand the instance over, zero failures', async (t) => {
+    t.timeout(6 * MIN);
+    const { version, libnode } = await nodePackages();
+    const next = `${version}+e2e1`;
+    const debs = [await repack(libnode, next, version), await repack('nodejs', next, version)];
+    const old = await mainPid();
+    const invocation = await c.prop(UNIT, 'InvocationID');
+    const load = startLoad(4);
+    await load.more(300, 'before the nodejs upgrade');
+    const out = await c.sh(`dpkg -i ${debs.join(' ')} 2>&1`, { timeoutMs: 3 * MIN });
+    t.log(out.trim().split('\n').filter((l) => l.startsWith('tsgunicorn:')).join('\n'));
+    t.regex(out, /tsgunicorn: Node\.js changed on disk/);
+    t.regex(out, /now runs the new version/);
+    await load.more(300, 'after the nodejs upgrade');
+    await stopLoad(t, load, 'nodejs upgrade');
+    const now = await mainPid();
+    t.not(now, old, 'a new main PID');
+    t.is(await c.prop(UNIT, 'InvocationID'), invocation, 'not restarted: handed over by USR2');
+    t.is((await c.sh(`dpkg-query -W -f='\${Version}' nodejs`)).trim(), next);
+    t.is((await c.sh(`readlink /proc/${now}/exe`)).trim(), '/usr/bin/node', 'the master runs the node on disk');
+    for (const pid of [now, ...(await workersOf(now))]) t.deepEqual(await deletedMaps(pid), [], `process ${pid} maps no deleted file`);
+  });
+
+  test.serial('apt refuses a nodejs of another major (outside the addons\' ABI) while tsgunicorn is installed; the instance serves on', async (t) => {
+    t.timeout(3 * MIN);
+    const { version, libnode } = await nodePackages();
+    const next = `${Number(version.split('.')[0]) + 1}.0.0+e2e1`;
+    const debs = [await repack(libnode, next, version), await repack('nodejs', next, version)];
+    const old = await mainPid();
+    // As `apt upgrade` does (it never removes a package): tsgunicorn's Depends: holds it back.
+    const r = await c.shr(`apt-get install -y --no-remove ${debs.join(' ')} 2>&1`, { timeoutMs: 2 * MIN });
+    t.log(r.stdout.trim().split('\n').slice(-3).join('\n'));
+    t.not(r.code, 0);
+    t.regex(r.stdout, /tsgunicorn/);
+    t.is((await c.sh(`dpkg-query -W -f='\${Version}' nodejs`)).trim(), version, 'nodejs unchanged');
+    t.is(await mainPid(), old);
     t.regex(await curl(), /^demo \d+/);
   });
 

@@ -47,5 +47,8 @@ export class ListenError extends errorKind('TSG_ERR_LISTEN', EXIT.RUNTIME) {}
 /** A pidfile names a live tsgunicorn master: exit 1. */
 export class PidfileError extends errorKind('TSG_ERR_PIDFILE', EXIT.RUNTIME) {}
 
+/** A new master started by USR2 that must not take over (the old one keeps serving): exit 1. */
+export class UpgradeError extends errorKind('TSG_ERR_UPGRADE', EXIT.RUNTIME) {}
+
 /** `tsgunicorn status` found no running master: exit 1. */
 export class NotRunningError extends errorKind('TSG_ERR_NOT_RUNNING', EXIT.RUNTIME) {}

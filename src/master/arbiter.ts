@@ -8,7 +8,7 @@ import type { ResolvedConfig } from '../config/resolve-config.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import type { HookName, Settings } from '../config/settings.js';
 import { runHook } from '../config/hooks.js';
-import { EXIT, TsgunicornError } from '../core/errors.js';
+import { EXIT, TsgunicornError, UpgradeError } from '../core/errors.js';
 import { VERSION } from '../core/program.js';
 import type { Logger } from '../logging/logger.js';
 import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.js';
@@ -88,6 +88,12 @@ export class Arbiter {
     const pidfilePath = opts.pidfile?.file ?? null;
     this.control = pidfilePath ? new ControlSocket(controlPath(pidfilePath, process.pid), () => this.report()) : null;
     this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
+    // Under systemd a new master must say MAINPID= before the old one exits, or systemd takes the
+    // old one's exit for the unit's and stops everything: one that cannot (a Node whose ABI the
+    // sd-notify addon was not built for) leaves the old master serving.
+    if (opts.oldMaster && this.status.mute) {
+      throw new UpgradeError(`cannot take over from the old master (pid ${opts.oldMaster.pid}): systemd needs MAINPID= from this master, and the sd-notify addon does not load under node ${process.version}; the old master keeps serving`);
+    }
     this.onDisk = new OnDisk(opts.log, (notes) => this.status.setPending(notes));
     this.pool = new WorkerPool(generation(opts.config), {
       log: opts.log,

@@ -16,6 +16,12 @@ export interface Handover {
   readonly slot: number | null;
 }
 
+/** Told of each socket a set binds or closes after it was made (reuse-port slots come and go). */
+export interface ListenerWatcher {
+  bound(h: Handover): void;
+  closed(h: Handover): void;
+}
+
 /**
  * Whether the kernel moves the connections queued on a closing SO_REUSEPORT socket to another
  * socket of its group (net.ipv4.tcp_migrate_req, Linux 5.14+; off by default). Without it they
@@ -43,23 +49,39 @@ export class ListenerSet {
     for (const [slot, ls] of slots) this.slots.set(slot, ls);
   }
 
-  static async open(addrs: readonly BindAddress[], reusePort: boolean, umask: number, backlog: number): Promise<ListenerSet> {
+  /**
+   * Binds `addrs`, except those found in `kept` (sockets of an earlier master, by address, kept
+   * for us by systemd's file descriptor store): those are used as they are, with their slots.
+   */
+  static async open(addrs: readonly BindAddress[], reusePort: boolean, umask: number, backlog: number, kept: ReadonlyMap<string, readonly Handover[]> = new Map()): Promise<ListenerSet> {
     const opts: BindOptions = { umask, checkInUse: true };
     const shared: Listener[] = [];
     const perSlot: TcpAddress[] = [];
-    // Slot 0's reuse-port sockets are bound up front, so that bind errors show at start.
-    const first: Listener[] = [];
+    const slots = new Map<number, Listener[]>();
+    const fresh: Listener[] = [];
     try {
       for (const addr of addrs) {
+        const given = kept.get(addr.text);
+        const slotted = reusePort && addr.kind === 'tcp';
+        if (slotted) perSlot.push(addr);
+        if (given) {
+          if (!slotted) { shared.push(given[0]!.listener); continue; }
+          const numbers = [...new Set(given.map((h) => h.slot!))].sort((a, b) => a - b);
+          for (const h of given) slots.set(numbers.indexOf(h.slot!), [...(slots.get(numbers.indexOf(h.slot!)) ?? []), h.listener]);
+          continue;
+        }
+        // Slot 0's reuse-port sockets are bound up front, so that bind errors show at start.
         const l = await bindAddress(addr, opts);
-        if (reusePort && addr.kind === 'tcp') { perSlot.push(addr); first.push(l); } else shared.push(l);
+        fresh.push(l);
+        if (slotted) slots.set(0, [...(slots.get(0) ?? []), l]);
+        else shared.push(l);
       }
-      listenWithoutAccepting([...shared, ...first].map((l) => l.fd), backlog);
+      listenWithoutAccepting(fresh.map((l) => l.fd), backlog);
     } catch (err) {
-      for (const l of [...shared, ...first]) l.close();
+      for (const l of fresh) l.close();
       throw err;
     }
-    return new ListenerSet(shared, perSlot, new Map(perSlot.length > 0 ? [[0, first]] : []));
+    return new ListenerSet(shared, perSlot, slots);
   }
 
   /**
@@ -80,6 +102,13 @@ export class ListenerSet {
     return new ListenerSet(given.filter((h) => h.slot === null).map((h) => h.listener), perSlot, slots);
   }
 
+  private watcher: ListenerWatcher | null = null;
+
+  /** From now on, tells `w` of the reuse-port sockets bound and closed as workers come and go. */
+  watch(w: ListenerWatcher): void {
+    this.watcher = w;
+  }
+
   /** Whether TCP binds have a socket per worker slot (reuse_port). */
   get perWorker(): boolean {
     return this.perSlot.length > 0;
@@ -97,7 +126,10 @@ export class ListenerSet {
     for (const addr of this.perSlot) {
       // No early listen() here: a reuse-port socket joins the kernel's group (and gets connections)
       // only once its worker listens, so nothing is refused while that worker boots.
-      if (!own.some((l) => l.name === addr.text)) own.push(bindTcp(addr, false));
+      if (own.some((l) => l.name === addr.text)) continue;
+      const listener = bindTcp(addr, false);
+      own.push(listener);
+      this.watcher?.bound({ listener, slot });
     }
     return [...this.shared, ...own].map((l) => l.fd);
   }
@@ -112,7 +144,7 @@ export class ListenerSet {
     let closed = 0;
     for (const [slot, ls] of this.slots) {
       if (slot > 0 && !keep.has(slot)) {
-        for (const l of ls) l.close();
+        for (const l of ls) { l.close(); this.watcher?.closed({ listener: l, slot }); }
         this.slots.delete(slot);
         closed++;
       }

@@ -44,10 +44,17 @@ export class Listener {
   ) {}
 
   private closed = false;
+  /** Someone else keeps the socket for a later master (systemd's store): its path stays. */
+  private pathKept = false;
 
   /** What a person reads in logs and status: the bind address, or `fd://N (name)` for systemd's. */
   get label(): string {
     return bindOf(this.name) ? this.name : `fd://${this.fd} (${this.name})`;
+  }
+
+  /** The socket outlives this process elsewhere (systemd's store): never remove its path. */
+  keepPath(): void {
+    this.pathKept = true;
   }
 
   /** Closes the descriptor (never the path: see removeOwnPath). */
@@ -64,7 +71,7 @@ export class Listener {
    */
   removeOwnPath(): void {
     const own = this.ownPath;
-    if (!own || this.closed) return;
+    if (!own || this.closed || this.pathKept) return;
     try {
       const st = lstatSync(own.path, { bigint: true });
       if (!st.isSocket() || String(st.dev) !== own.dev || String(st.ino) !== own.ino) return;

@@ -52,6 +52,11 @@ export class Notifier {
     this.addon = addon;
   }
 
+  /** systemd asks for notifications (NOTIFY_SOCKET) and this process cannot send them. */
+  get mute(): boolean {
+    return this.enabled && this.addon === null;
+  }
+
   /** Sends newline-separated assignments, e.g. notify('READY=1', 'STATUS=serving'). */
   notify(...assignments: string[]): void {
     this.addon?.sendState(assignments.join('\n'));

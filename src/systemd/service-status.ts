@@ -47,6 +47,11 @@ export class ServiceStatus {
     if (this.watchdog) log.info(`systemd watchdog: pinging every ${this.watchdog.intervalMs} ms while healthy`);
   }
 
+  /** systemd expects notifications this process cannot send (the sd-notify addon does not load). */
+  get mute(): boolean {
+    return this.notifier.mute;
+  }
+
   start(): void {
     if (!this.notifier.enabled || !this.active) return;
     if (this.watchdog) this.watchdogTimer = setInterval(() => this.pingWatchdog(), this.watchdog.intervalMs);

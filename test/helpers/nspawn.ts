@@ -219,8 +219,8 @@ export class Container {
   }
 
   /** Starts a keep-alive load on URL from inside the container's network namespace. */
-  load(url: string, connections = 20): NetnsLoad {
-    return new NetnsLoad(this.leader, url, connections);
+  load(url: string, connections = 20, fresh = 0): NetnsLoad {
+    return new NetnsLoad(this.leader, url, connections, fresh);
   }
 
   /** Powers the container off (systemd in it shuts down) and removes the work directory. */
@@ -261,9 +261,9 @@ export class NetnsLoad {
   served = 0;
   private readonly done: Promise<void>;
 
-  constructor(leader: number, url: string, connections: number) {
+  constructor(leader: number, url: string, connections: number, fresh = 0) {
     const script = join(ROOT, 'dist', 'test', 'helpers', 'netns-load.js');
-    this.proc = spawn('nsenter', [`--net=/proc/${leader}/ns/net`, '--', process.execPath, script, url, String(connections)], {
+    this.proc = spawn('nsenter', [`--net=/proc/${leader}/ns/net`, '--', process.execPath, script, url, String(connections), String(fresh)], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout!.on('data', (d: Buffer) => {

@@ -55,3 +55,17 @@ export function needing(lacking: string | null, title: string, define: () => voi
 export function serialNeeding(lacking: string | null, title: string, impl: ImplementationFn<[]>): void {
   needing(lacking, title, () => test.serial(title, impl));
 }
+
+/**
+ * A node binary of another major version than this one (TSG_NODES, a colon-separated list .ci/run
+ * sets, then the `node`s in PATH), or null: what a Node upgrade across an ABI looks like.
+ */
+export function otherMajorNode(): string | null {
+  const major = process.versions.node.split('.')[0];
+  const candidates = [...(process.env['TSG_NODES'] ?? '').split(':'), ...(process.env['PATH'] ?? '').split(':').map((d) => `${d}/node`)];
+  for (const file of candidates.filter(Boolean)) {
+    const r = spawnSync(file, ['-p', 'process.versions.node'], { encoding: 'utf8', env: {} });
+    if (r.status === 0 && r.stdout.trim().split('.')[0] !== major) return file;
+  }
+  return null;
+}
