@@ -3,11 +3,11 @@
 // upgrade is pending until a USR2 applies it; when the app's file changes, that a HUP would apply
 // it, until the HUP. Checked every 5 s, never per request.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { copyFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deletedMappings } from '../src/master/on-disk.js';
-import { freePort, get, pidIn, runCli, sleep, start, tempDir, trackAll, waitUntil } from './helpers/daemon.js';
+import { freePort, get, pidIn, runCli, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 import { NotifySocket } from './helpers/notify-socket.js';
 import { lacksNotify, otherMajorNode, serialNeeding } from './helpers/requirements.js';
 
@@ -26,7 +26,8 @@ test('deletedMappings: executable mappings of replaced files, each once', (t) =>
   t.deepEqual(deletedMappings(maps), ['/usr/bin/node', '/usr/lib/x86_64-linux-gnu/libnode.so.115']);
 });
 
-test.serial('a replaced Node binary: an upgrade is pending until USR2, and the new master runs the new file', async (t) => {
+/** A master (one worker, an app answering `ok`) run by a copy of this test's node, in a temp dir. */
+async function onCopiedNode(t: ExecutionContext, env: NodeJS.ProcessEnv = {}): Promise<{ d: Daemon; node: string; pidfile: string; port: number }> {
   const dir = tempDir();
   mkdirSync(join(dir, 'bin'));
   const node = join(dir, 'bin', 'node');
@@ -34,14 +35,23 @@ test.serial('a replaced Node binary: an upgrade is pending until USR2, and the n
   const pidfile = join(dir, 'master.pid');
   const port = await freePort();
   writeFileSync(join(dir, 'app.mjs'), 'export default (req, res) => res.end("ok");\n');
-  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--pid', pidfile, join(dir, 'app.mjs')], { node });
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--pid', pidfile, join(dir, 'app.mjs')], { node, env });
   trackAll(t, pidfile);
+  return { d, node, pidfile, port };
+}
+
+/** What dpkg does to a file it upgrades: the new one is written aside and renamed over the old. */
+function replaceAsDpkgDoes(file: string, from: string): void {
+  copyFileSync(from, `${file}.dpkg-new`);
+  renameSync(`${file}.dpkg-new`, file);
+}
+
+test.serial('a replaced Node binary: an upgrade is pending until USR2, and the new master runs the new file', async (t) => {
+  const { d, node, pidfile, port } = await onCopiedNode(t);
   await d.waitReady();
   t.notRegex(await statusOf(pidfile), /pending/);
 
-  // What dpkg does: the new file is written aside and renamed over the old one.
-  copyFileSync(process.execPath, `${node}.dpkg-new`);
-  renameSync(`${node}.dpkg-new`, node);
+  replaceAsDpkgDoes(node, process.execPath);
   const pending = /pending: upgrade pending: node v[\d.]+ on disk is not the one running \(node replaced\) \(USR2 to apply\)/;
   await waitUntil('status says the upgrade is pending', async () => pending.test(await statusOf(pidfile)), 15000);
   t.regex(d.output, /On disk: upgrade pending: node/);
@@ -59,19 +69,10 @@ serialNeeding(lacksNotify() ?? (other === null ? 'no node of another major versi
   const ns = new NotifySocket();
   t.teardown(() => ns.close());
   await ns.ready();
-  const dir = tempDir();
-  mkdirSync(join(dir, 'bin'));
-  const node = join(dir, 'bin', 'node');
-  copyFileSync(process.execPath, node);
-  const pidfile = join(dir, 'master.pid');
-  const port = await freePort();
-  writeFileSync(join(dir, 'app.mjs'), 'export default (req, res) => res.end("ok");\n');
-  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--pid', pidfile, join(dir, 'app.mjs')], { node, env: { NOTIFY_SOCKET: ns.path } });
-  trackAll(t, pidfile);
+  const { d, node, pidfile, port } = await onCopiedNode(t, { NOTIFY_SOCKET: ns.path });
   await ns.waitFor('READY', '1');
   // A nodejs package of the next major unpacked by dpkg -i: its node is now the one on disk.
-  copyFileSync(other!, `${node}.dpkg-new`);
-  renameSync(`${node}.dpkg-new`, node);
+  replaceAsDpkgDoes(node, other!);
   d.signal('SIGUSR2');
   await d.waitForLog(/Upgrade failed: the new master exited \(code 1\) before it was ready; this master keeps serving/);
   t.regex(d.output, /cannot take over from the old master \(pid \d+\): systemd needs MAINPID= from this master, and the sd-notify addon does not load under node v\d+/);

@@ -233,6 +233,8 @@ function defineTests(): void {
   });
 
   const STORED_TCP = 'tsgunicorn~s~-~127.0.0.1%3A8000';
+  /** systemctl restart, as often as the tests need (the unit's StartLimitBurst= counts restarts). */
+  const restart = async (): Promise<void> => { await c.sh(`systemctl reset-failed ${UNIT}; systemctl restart ${UNIT}`, { timeoutMs: MIN }); };
 
   test.serial('systemctl restart without the socket unit under load: the stored socket refuses no connection, fails no request', async (t) => {
     t.timeout(3 * MIN);
@@ -240,7 +242,7 @@ function defineTests(): void {
     const old = await mainPid();
     const load = startLoad(4);
     await load.more(300, 'before the restart');
-    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await restart();
     await waitUntil('the restarted service', async () => (await active()) === 'active' && ![0, old].includes(await mainPid()), 60_000);
     await load.more(300, 'after the restart');
     await stopLoad(t, load, 'restart without the socket unit (keep-alive and new connections)');
@@ -277,7 +279,7 @@ function defineTests(): void {
     await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
     t.deepEqual(await fdstore(), [STORED_TCP], 'after USR2');
     const upgraded = await mainPid();
-    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await restart();
     await waitUntil('the restarted service', async () => (await active()) === 'active' && ![0, upgraded].includes(await mainPid()), 60_000);
     t.deepEqual(await fdstore(), [STORED_TCP], 'after the restart');
     t.regex(await curl(), /^demo \d+/);
@@ -286,14 +288,14 @@ function defineTests(): void {
   test.serial('a bind changed in the config applies at the restart: the socket no longer configured leaves the store', async (t) => {
     t.timeout(3 * MIN);
     writeFileSync(c.path('/etc/tsgunicorn/demo.toml'), CONFIG_TCP.replace('127.0.0.1:8000', '127.0.0.1:8001'));
-    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await restart();
     await waitUntil('the restarted service', async () => (await active()) === 'active', 60_000);
     t.deepEqual(await fdstore(), ['tsgunicorn~s~-~127.0.0.1%3A8001']);
     t.regex(await curl('http://127.0.0.1:8001/'), /^demo \d+/);
     t.regex((await c.shr(`curl -sS --max-time 5 ${URL} 2>&1`)).stdout, /Connection refused|Failed to connect/, 'nothing listens on the old address');
     t.regex(await c.sh(`journalctl --no-pager -u ${UNIT} _PID=${await mainPid()}`), /Dropping the stored socket 127\.0\.0\.1:8000/);
     writeFileSync(c.path('/etc/tsgunicorn/demo.toml'), CONFIG_TCP);
-    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await restart();
     await waitUntil('the restarted service', async () => (await active()) === 'active', 60_000);
     t.deepEqual(await fdstore(), [STORED_TCP]);
   });
@@ -406,7 +408,7 @@ systemctl start ${SOCKET}`, { timeoutMs: MIN });
     const old = await mainPid();
     const load = startLoad();
     await load.more(300, 'before the restart');
-    await c.sh(`systemctl restart ${UNIT}`, { timeoutMs: MIN });
+    await restart();
     await waitUntil('the restarted service', async () => (await active()) === 'active' && (await mainPid()) !== old, 60_000);
     await load.more(300, 'after the restart');
     await stopLoad(t, load, 'restart behind the socket');

@@ -1,6 +1,7 @@
 // Text generated from the settings registry: --help, --print-config, and the settings reference
 // (docs/settings.md and the man page are rendered in reference.ts).
 
+import { EXIT } from '../core/errors.js';
 import { SETTINGS, type Settings } from './settings.js';
 import { formatValue, type SettingSpec } from './setting-types.js';
 
@@ -21,13 +22,19 @@ export const SIGNALS_HELP: readonly [string, string][] = [
 /** What happens to a signal that comes while the master is busy (docs/signals.md has the table). */
 export const SIGNALS_PHASES = 'Signals are handled from the first instruction. A HUP or USR2 that comes while the master boots, reloads, upgrades or rolls back is carried out when that ends (repeats coalesce, with a log line; after a handoff the new master gets it); TERM, INT and QUIT always take effect at once; while stopping, the others are ignored with a log line.';
 
-export const EXIT_STATUS: readonly [string, string][] = [
-  ['0', 'The master stopped cleanly (TERM, INT or QUIT), or --help, --version, --print-config or --check-config succeeded.'],
-  ['1', 'Runtime error, such as an address already in use or a pidfile naming a running master.'],
-  ['2', 'Usage or configuration error: an unknown option, a bad value, an unreadable config file. One line on standard error says what is wrong.'],
-  ['3', 'Workers failed to boot.'],
-  ['4', 'The application failed to load; its error is shown.'],
-];
+/** What each exit status (core/errors.ts) means: a new one does not compile until it is said here. */
+const EXIT_MEANING: Readonly<Record<keyof typeof EXIT, string>> = {
+  OK: 'The master stopped cleanly (TERM, INT or QUIT), or --help, --version, --print-config or --check-config succeeded.',
+  RUNTIME: 'Runtime error, such as an address already in use or a pidfile naming a running master.',
+  USAGE: 'Usage or configuration error: an unknown option, a bad value, an unreadable config file. One line on standard error says what is wrong.',
+  WORKER_BOOT: 'Workers failed to boot.',
+  APP_LOAD: 'The application failed to load; its error is shown.',
+};
+
+/** [status, meaning], lowest status first: --help and the man page. */
+export const EXIT_STATUS: readonly [string, string][] = (Object.keys(EXIT_MEANING) as (keyof typeof EXIT)[])
+  .sort((a, b) => EXIT[a] - EXIT[b])
+  .map((name) => [String(EXIT[name]), EXIT_MEANING[name]]);
 
 export function defaultText(spec: SettingSpec): string {
   if (spec.defaultText !== undefined) return spec.defaultText;
