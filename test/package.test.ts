@@ -309,7 +309,8 @@ function defineTests(): void {
     await c.sh(`set -e
 rm -rf ${dir}; mkdir -p ${dir}/DEBIAN
 dpkg-query -L ${pkg} | while IFS= read -r f; do
-  if [ -L "$f" ] || [ -f "$f" ]; then mkdir -p "${dir}$(dirname "$f")"; cp -a "$f" "${dir}$f"; fi
+  if [ -L "$f" ] || [ -f "$f" ]; then mkdir -p "${dir}$(dirname "$f")"; cp -a "$f" "${dir}$f"
+  elif [ -d "$f" ]; then mkdir -p "${dir}$f"; fi
 done
 dpkg-query -s ${pkg} | grep -v -e '^Status:' -e '^Version:' -e '^Conffiles:' | sed 's/(= ${from})/(= ${version})/g' > ${dir}/DEBIAN/control
 echo 'Version: ${version}' >> ${dir}/DEBIAN/control
