@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { copyFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deletedMappings } from '../src/master/on-disk.js';
-import { freePort, get, pidIn, runCli, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
+import { alive, freePort, get, pidIn, runCli, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 import { NotifySocket } from './helpers/notify-socket.js';
 import { lacksNotify, otherMajorNode, serialNeeding } from './helpers/requirements.js';
 
@@ -26,12 +26,12 @@ test('deletedMappings: executable mappings of replaced files, each once', (t) =>
   t.deepEqual(deletedMappings(maps), ['/usr/bin/node', '/usr/lib/x86_64-linux-gnu/libnode.so.115']);
 });
 
-/** A master (one worker, an app answering `ok`) run by a copy of this test's node, in a temp dir. */
-async function onCopiedNode(t: ExecutionContext, env: NodeJS.ProcessEnv = {}): Promise<{ d: Daemon; node: string; pidfile: string; port: number }> {
+/** A master (one worker, an app answering `ok`) run by a copy of `from` (this test's node), in a temp dir. */
+async function onCopiedNode(t: ExecutionContext, env: NodeJS.ProcessEnv = {}, from = process.execPath): Promise<{ d: Daemon; node: string; pidfile: string; port: number }> {
   const dir = tempDir();
   mkdirSync(join(dir, 'bin'));
   const node = join(dir, 'bin', 'node');
-  copyFileSync(process.execPath, node);
+  copyFileSync(from, node);
   const pidfile = join(dir, 'master.pid');
   const port = await freePort();
   writeFileSync(join(dir, 'app.mjs'), 'export default (req, res) => res.end("ok");\n');
@@ -78,6 +78,22 @@ serialNeeding(lacksNotify() ?? (other === null ? 'no node of another major versi
   t.regex(d.output, /cannot take over from the old master \(pid \d+\): systemd needs MAINPID= from this master, and the sd-notify addon does not load under node v\d+/);
   t.is(pidIn(pidfile), d.pid, 'the pidfile names the old master again');
   t.false(ns.messages.some((m) => 'MAINPID' in m.fields), 'no MAINPID= was sent');
+  t.is((await get(`http://127.0.0.1:${port}/`)).body, 'ok');
+});
+
+serialNeeding(lacksNotify() ?? (other === null ? 'no node of another major version (TSG_NODES)' : null), 'under a NOTIFY_SOCKET neither master can speak to (no addon for their Node, as in a container without build tools), USR2 upgrades as without systemd', async (t) => {
+  const ns = new NotifySocket();
+  t.teardown(() => ns.close());
+  await ns.ready();
+  const { d, pidfile, port } = await onCopiedNode(t, { NOTIFY_SOCKET: ns.path }, other!);
+  await d.waitReady();
+  t.regex(d.output, /NOTIFY_SOCKET is set but sd_notify is unavailable/);
+  d.signal('SIGUSR2');
+  await d.waitForLog(/Upgrade complete: this master \(pid \d+\)/);
+  await waitUntil('the old master to be gone', () => !alive(d.pid), 15000);
+  t.not(pidIn(pidfile), d.pid);
+  t.notRegex(d.output, /cannot take over/);
+  t.is(ns.messages.length, 0, 'nothing reached the notify socket');
   t.is((await get(`http://127.0.0.1:${port}/`)).body, 'ok');
 });
 

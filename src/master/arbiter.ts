@@ -90,8 +90,10 @@ export class Arbiter {
     this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
     // Under systemd a new master must say MAINPID= before the old one exits, or systemd takes the
     // old one's exit for the unit's and stops everything: one that cannot (a Node whose ABI the
-    // sd-notify addon was not built for) leaves the old master serving.
-    if (opts.oldMaster && this.status.mute) {
+    // sd-notify addon was not built for) leaves the old master serving. Where systemd never heard
+    // the old master either (no addon anywhere, a NOTIFY_SOCKET such as systemd-nspawn's), there is
+    // no voice to lose, and the upgrade goes on as without systemd.
+    if (opts.oldMaster?.heard && this.status.mute) {
       throw new UpgradeError(`cannot take over from the old master (pid ${opts.oldMaster.pid}): systemd needs MAINPID= from this master, and the sd-notify addon does not load under node ${process.version}; the old master keeps serving`);
     }
     this.onDisk = new OnDisk(opts.log, (notes) => this.status.setPending(notes));

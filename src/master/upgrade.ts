@@ -16,6 +16,8 @@ import type { Pidfile } from './pidfile.js';
 import { INHERITED_FDS_START, upgradeEnv } from '../sockets/handover.js';
 
 const UPGRADE_ENV = 'TSGUNICORN_UPGRADE';
+/** Set to 1 by an old master systemd never heard (NOTIFY_SOCKET set, no sd-notify addon). */
+const UPGRADE_MUTE_ENV = 'TSGUNICORN_UPGRADE_MUTE';
 /** How long a new master waits for the old one's handoff before taking over anyway. */
 const HANDOFF_WAIT_MS = 3000;
 const KILL_GRACE_MS = 5000;
@@ -60,9 +62,11 @@ class NewMaster {
   }
 
   /** Starts `argv` (this program, re-read from disk) in `cwd` with the listeners at fds 3, 4, ... */
-  static start(argv: readonly string[], cwd: string, listeners: readonly Handover[], timeoutMs: number, events: NewMasterEvents): NewMaster {
+  static start(argv: readonly string[], cwd: string, listeners: readonly Handover[], heard: boolean, timeoutMs: number, events: NewMasterEvents): NewMaster {
     const env: NodeJS.ProcessEnv = { ...process.env, ...upgradeEnv(listeners.map((h, i) => ({ fd: INHERITED_FDS_START + i, name: h.listener.name, slot: h.slot, ownPath: h.listener.ownPath }))) };
     env[UPGRADE_ENV] = String(process.pid);
+    if (heard) delete env[UPGRADE_MUTE_ENV];
+    else env[UPGRADE_MUTE_ENV] = '1';
     // The watchdog belongs to whoever is the main process; the new master takes it over unnamed.
     delete env['WATCHDOG_PID'];
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
@@ -158,7 +162,7 @@ export class Upgrade {
     await this.host.preExec();
     if (this.host.stopping()) return;
     try {
-      this.next = NewMaster.start(this.host.argv, this.host.startDir, this.host.handover(), this.host.timeoutMs(), {
+      this.next = NewMaster.start(this.host.argv, this.host.startDir, this.host.handover(), this.host.status.heard, this.host.timeoutMs(), {
         onTakeover: () => this.handOff(),
         onFailure: (why) => this.failed(why),
         onExit: () => this.exited(),
@@ -229,15 +233,22 @@ export class Upgrade {
 
 /** The new master's side: the old master that started it, if we were started by USR2. */
 export class OldMaster {
-  private constructor(readonly pid: number) {}
+  /**
+   * @param heard whether systemd heard the old master: then it knows the old one as the unit's
+   *   main process, and this one must say MAINPID= before the old one exits. (An older version,
+   *   which does not say, is taken as heard.)
+   */
+  private constructor(readonly pid: number, readonly heard: boolean) {}
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): OldMaster | null {
     const pid = Number(env[UPGRADE_ENV]);
+    const heard = env[UPGRADE_MUTE_ENV] !== '1';
     delete env[UPGRADE_ENV];
+    delete env[UPGRADE_MUTE_ENV];
     if (!pid || !process.send) return null;
     // The old master going away must not stop us: we are the one that stays.
     process.on('disconnect', () => { /* expected after the handoff */ });
-    return new OldMaster(pid);
+    return new OldMaster(pid, heard);
   }
 
   /** Asks to take over; resolves when the old master hands off (or has gone, or is slow). */

@@ -46,7 +46,7 @@ export class Notifier {
     if (!this.enabled) return;
     const addon = loadAddon();
     if (addon instanceof Error) {
-      log.warning(`NOTIFY_SOCKET is set but sd_notify is unavailable (the sd-notify addon was not built: ${addon.message.split('\n')[0]}); systemd will not hear readiness, reloads or watchdog pings`);
+      log.warning(`NOTIFY_SOCKET is set but sd_notify is unavailable (the sd-notify addon was not built: ${addon.message.split('\n')[0]}); systemd will not hear readiness, reloads, watchdog pings or a new main PID after USR2`);
       return;
     }
     this.addon = addon;
@@ -55,6 +55,11 @@ export class Notifier {
   /** systemd asks for notifications (NOTIFY_SOCKET) and this process cannot send them. */
   get mute(): boolean {
     return this.enabled && this.addon === null;
+  }
+
+  /** systemd asks for notifications and hears them. */
+  get heard(): boolean {
+    return this.addon !== null;
   }
 
   /** Sends newline-separated assignments, e.g. notify('READY=1', 'STATUS=serving'). */

@@ -52,6 +52,11 @@ export class ServiceStatus {
     return this.notifier.mute;
   }
 
+  /** systemd hears this process (NOTIFY_SOCKET is set and the addon loads). */
+  get heard(): boolean {
+    return this.notifier.heard;
+  }
+
   start(): void {
     if (!this.notifier.enabled || !this.active) return;
     if (this.watchdog) this.watchdogTimer = setInterval(() => this.pingWatchdog(), this.watchdog.intervalMs);
