@@ -28,9 +28,53 @@ function written(stream: NodeJS.WritableStream): Promise<void> {
   });
 }
 
+/**
+ * One opened log file. Its lines wait until the files opened before it are closed: two files on
+ * one path (a reload from A to B and back, a reopen) would otherwise write in whichever order
+ * their opens and writes finish.
+ */
+class LogFile {
+  readonly stream: WriteStream;
+  private held: Buffer[] | null = [];
+  private readonly writing: Promise<void>;
+
+  constructor(path: string, before: Promise<unknown>, onError: (file: LogFile, err: Error) => void) {
+    this.stream = createWriteStream(path, { flags: 'a', mode: 0o640 });
+    this.stream.on('error', (err) => onError(this, err));
+    this.writing = before.then(() => {
+      for (const chunk of this.held!) this.stream.write(chunk);
+      this.held = null;
+    });
+  }
+
+  write(chunk: Buffer): void {
+    if (this.held) this.held.push(chunk);
+    else this.stream.write(chunk);
+  }
+
+  /** Resolves once what was written so far is in the file. */
+  async flushed(): Promise<void> {
+    await this.writing;
+    await written(this.stream);
+  }
+
+  /** Closes the file once what was written to it is in it. */
+  async close(): Promise<void> {
+    await this.writing;
+    if (this.stream.closed) return;
+    await new Promise<void>((done) => {
+      this.stream.once('close', done);
+      this.stream.end();
+    });
+  }
+}
+
 export class Destination extends Writable {
   private target: string;
-  private stream: NodeJS.WritableStream;
+  /** The file written to now; null while lines go to a standard stream. */
+  private file: LogFile | null = null;
+  /** The standard stream written to when there is no file: `std` for `-`, standard error for a file that failed. */
+  private out: NodeJS.WritableStream;
   private failed = false;
   /** Files this destination left (reopen, retarget) that are still being flushed and closed. */
   private readonly closing = new Set<Promise<void>>();
@@ -43,68 +87,63 @@ export class Destination extends Writable {
     watch(std);
     watch(process.stderr);
     this.target = path;
-    this.stream = this.open();
-  }
-
-  /** Whether the target is a terminal/pipe of ours rather than a file. */
-  private get isStd(): boolean {
-    return this.target === '-';
+    this.out = std;
+    this.open();
   }
 
   /** Whether lines go to this process's standard error now (`-` for the error log, or a file that failed). */
   get toStderr(): boolean {
-    return this.stream === process.stderr;
+    return this.file === null && this.out === process.stderr;
   }
 
-  private open(): NodeJS.WritableStream {
-    if (this.isStd) return this.std;
+  private open(): void {
+    if (this.target === '-') {
+      this.file = null;
+      this.out = this.std;
+      return;
+    }
     this.failed = false;
-    const file: WriteStream = createWriteStream(this.target, { flags: 'a', mode: 0o640 });
-    file.on('error', (err) => this.fallBack(file, err));
-    return file;
+    this.file = new LogFile(this.target, Promise.all(this.closing), (file, err) => this.fallBack(file, err));
   }
 
   /** The file failed: standard error from now on, with one warning. */
-  private fallBack(file: WriteStream, err: Error): void {
-    if (this.stream !== file) return;
-    this.stream = process.stderr;
+  private fallBack(file: LogFile, err: Error): void {
+    if (this.file !== file) return;
+    this.file = null;
+    this.out = process.stderr;
     if (!this.failed && !broken.has(process.stderr)) process.stderr.write(`tsgunicorn: cannot write log file ${this.target} (${err.message}); logging to standard error\n`);
     this.failed = true;
   }
 
-  /** The file written to now; null for a standard stream. */
-  private get file(): WriteStream | null {
-    return this.stream === process.stderr || this.stream === this.std ? null : (this.stream as WriteStream);
-  }
-
   /** Switches to a freshly opened target and closes the file left, once what was written to it is flushed. */
   private switchTo(path: string): void {
-    const file = this.file;
+    const left = this.file;
+    if (left !== null) {
+      const closed = left.close();
+      this.closing.add(closed);
+      void closed.then(() => this.closing.delete(closed));
+    }
     this.target = path;
-    this.stream = this.open();
-    if (file === null || file.closed) return;
-    const closed = new Promise<void>((done) => file.once('close', done));
-    this.closing.add(closed);
-    void closed.then(() => this.closing.delete(closed));
-    file.end();
+    this.open();
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
     // A failed write destroys the file at once, its 'error' event comes a tick later: no line in between is lost.
-    const file = this.file;
-    if (file?.errored) this.fallBack(file, file.errored);
-    if (!broken.has(this.stream)) this.stream.write(chunk);
+    const errored = this.file?.stream.errored;
+    if (errored) this.fallBack(this.file!, errored);
+    if (this.file) this.file.write(chunk);
+    else if (!broken.has(this.out)) this.out.write(chunk);
     done();
   }
 
   /** Resolves once what was written so far has left for the file or standard stream, the files left behind too. */
   async flushed(): Promise<void> {
-    await Promise.all([written(this.stream), ...this.closing]);
+    await Promise.all([this.file ? this.file.flushed() : written(this.out), ...this.closing]);
   }
 
   /** Reopen the file at the same path (after logrotate). No-op for `-`. */
   reopen(): void {
-    if (!this.isStd) this.switchTo(this.target);
+    if (this.target !== '-') this.switchTo(this.target);
   }
 
   /** Write to another path from now on (a reload). The same path: nothing is opened or closed. */
