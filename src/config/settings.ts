@@ -131,6 +131,13 @@ export const SETTINGS = [
     validate: (v: string | null) => { if (v !== null) parseBind(v); },
     help: 'Serve Prometheus metrics (aggregated over all workers) on this address, e.g. `127.0.0.1:9100` or `unix:PATH`. Off by default.' },
 
+  // Load balancers
+  { name: 'health_min_workers', section: 'Load balancers', cli: ['--health-min-workers'], metavar: 'INT', type: 'int', default: 0, min: 0,
+    defaultText: '0 (every worker)',
+    help: '`GET /health` on metrics_bind answers 200 while at least this many workers are ready (0: all of them), 503 otherwise, and while the instance boots, drains or is in lame duck.' },
+  { name: 'lame_duck', section: 'Load balancers', cli: ['--lame-duck'], metavar: 'SECONDS', type: 'int', default: 0, min: 0,
+    help: 'On TERM, first serve this many seconds more with `/health` at 503 and every response marked `Connection: close`, so that load balancers move away, then stop gracefully. INT and QUIT skip it.' },
+
   // Upgrades
   { name: 'upgrade_handoff', section: 'Upgrades', cli: ['--upgrade-handoff'], metavar: 'MODE', type: 'choice', default: 'auto',
     choices: ['auto', 'manual'],

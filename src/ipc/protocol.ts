@@ -27,7 +27,10 @@ export type WorkerMessage =
   /** Its metrics registry, asked for by `id`, or `final` just before a graceful exit. */
   | { readonly t: 'metrics'; readonly id: number; readonly data: MetricsSnapshot; readonly final: boolean };
 
-export type MasterMessage = { readonly t: 'metrics'; readonly id: number };
+export type MasterMessage =
+  | { readonly t: 'metrics'; readonly id: number }
+  /** The master is in lame duck (lame_duck): mark every response `Connection: close`, keep accepting. */
+  | { readonly t: 'lame-duck' };
 
 /** Boot failures are a protocol (Gunicorn's): the master tells them apart by exit code. */
 export const WORKER_EXIT = { BOOT_ERROR: 3, APP_LOAD_ERROR: 4 } as const;

@@ -8,7 +8,7 @@ import type { ResolvedConfig } from '../config/resolve-config.js';
 import { resolveConfig } from '../config/resolve-config.js';
 import type { HookName, Settings } from '../config/settings.js';
 import { runHook } from '../config/hooks.js';
-import { EXIT, TsgunicornError, UpgradeError } from '../core/errors.js';
+import { EXIT, TsgunicornError } from '../core/errors.js';
 import { VERSION } from '../core/program.js';
 import type { Logger } from '../logging/logger.js';
 import { kernelMigratesQueued, type ListenerSet } from '../sockets/listener-set.js';
@@ -16,6 +16,8 @@ import { ServiceStatus, type MasterSnapshot } from '../systemd/service-status.js
 import { ControlSocket, controlPath, rssBytes, type MasterStatus } from './control-socket.js';
 import { prepareLogFiles } from './log-files.js';
 import { OnDisk, appEntry, type AppWatch } from './on-disk.js';
+import { LameDuck } from './lame-duck.js';
+import { healthOf } from './health.js';
 import type { MasterMetrics } from './metrics-server.js';
 import type { Pidfile } from './pidfile.js';
 import { EFFECTS, signalName, type Phase } from './phases.js';
@@ -62,6 +64,7 @@ export class Arbiter {
   /** Every initial worker has been ready once. */
   private booted = false;
   private stopping = false;
+  private readonly lameDuck: LameDuck;
   /** From HUP until the new generation serves or the reload failed. */
   private reloading = false;
   /** What a reload falls back to, once the new configuration is in force. */
@@ -85,17 +88,11 @@ export class Arbiter {
     this.config = opts.config;
     this.log = opts.log;
     this.listeners = opts.listeners;
+    this.lameDuck = new LameDuck(opts.log);
     const pidfilePath = opts.pidfile?.file ?? null;
     this.control = pidfilePath ? new ControlSocket(controlPath(pidfilePath, process.pid), () => this.report()) : null;
     this.status = new ServiceStatus(opts.log, () => this.snapshot(), opts.oldMaster === null);
-    // Under systemd a new master must say MAINPID= before the old one exits, or systemd takes the
-    // old one's exit for the unit's and stops everything: one that cannot (a Node whose ABI the
-    // sd-notify addon was not built for) leaves the old master serving. Where systemd never heard
-    // the old master either (no addon anywhere, a NOTIFY_SOCKET such as systemd-nspawn's), there is
-    // no voice to lose, and the upgrade goes on as without systemd.
-    if (opts.oldMaster?.heard && this.status.mute) {
-      throw new UpgradeError(`cannot take over from the old master (pid ${opts.oldMaster.pid}): systemd needs MAINPID= from this master, and the sd-notify addon does not load under node ${process.version}; the old master keeps serving`);
-    }
+    opts.oldMaster?.mayTakeOver(this.status);
     this.onDisk = new OnDisk(opts.log, (notes) => this.status.setPending(notes));
     this.pool = new WorkerPool(generation(opts.config), {
       log: opts.log,
@@ -137,9 +134,7 @@ export class Arbiter {
     };
   }
 
-  private get settings(): Settings {
-    return this.config.settings;
-  }
+  private get settings(): Settings { return this.config.settings; }
 
   /** Runs until the master stops; resolves with the exit code. */
   async run(): Promise<number> {
@@ -148,7 +143,8 @@ export class Arbiter {
     // prom-client loads only where metrics are on (~11 MiB of memory with its dependencies).
     if (this.config.metricsBind !== null) {
       const { MasterMetrics } = await import('./metrics-server.js');
-      this.metrics = new MasterMetrics({ workerCount: () => this.pool.size, workerSnapshots: (ms) => this.pool.metrics(ms), pending: () => this.onDisk.pending });
+      this.metrics = new MasterMetrics({ workerCount: () => this.pool.size, workerSnapshots: (ms) => this.pool.metrics(ms), pending: () => this.onDisk.pending,
+        health: () => healthOf(this.snapshot(), this.pool.servingCount(), this.settings.health_min_workers) });
     }
     await this.hook('on_starting', this.server);
     this.log.info(`Starting tsgunicorn ${VERSION} (node ${process.version})`);
@@ -192,7 +188,7 @@ export class Arbiter {
 
   private snapshot(): MasterSnapshot {
     return {
-      phase: this.stopping ? 'stopping' : this.booted ? 'running' : 'booting',
+      phase: this.stopping ? (this.lameDuck.active ? 'lame duck' : 'stopping') : this.booted ? 'running' : 'booting',
       ready: this.pool.readyCount(),
       target: this.pool.target,
       requests: this.pool.requests(),
@@ -289,7 +285,7 @@ export class Arbiter {
   private handle(sig: MasterSignal): void {
     switch (sig) {
       case 'SIGHUP': this.guard('reload', this.handleHup()); break;
-      case 'SIGTERM': this.guard('stop', this.stop(true)); break;
+      case 'SIGTERM': this.guard('stop', this.stop(true, EXIT.OK, true)); break;
       case 'SIGINT':
       case 'SIGQUIT': this.guard('stop', this.stop(false)); break;
       case 'SIGTTIN': this.setTarget(this.pool.target + 1); break;
@@ -454,10 +450,13 @@ export class Arbiter {
 
   // ---- stopping ------------------------------------------------------------------------------
 
-  private async stop(graceful: boolean, code: number = EXIT.OK): Promise<void> {
+  /** Stops the master; `lameDuck` (TERM): after lame_duck seconds of serving on, if set. */
+  private async stop(graceful: boolean, code: number = EXIT.OK, lameDuck = false): Promise<void> {
     if (this.stopping) {
       if (graceful) {
-        this.log.info('TERM: already stopping');
+        this.log.info(this.lameDuck.active ? 'TERM: already in lame duck' : 'TERM: already stopping');
+      } else if (this.lameDuck.active) {
+        this.lameDuck.cut();
       } else {
         this.log.info('Quick stop: the workers still draining stop now');
         this.pool.signalAll('SIGQUIT');
@@ -470,9 +469,14 @@ export class Arbiter {
     this.stopping = true;
     clearInterval(this.tick);
     this.onDisk.stop();
+    // A master that handed over has nothing to announce to load balancers: the new one serves.
+    if (lameDuck && this.settings.lame_duck > 0 && !this.upgrade.handedOff) {
+      await this.lameDuck.serve(this.settings.lame_duck * 1000, (ms) => { this.pool.lameDuckAll(); this.status.lameDuck(ms, this.settings.graceful_timeout * 1000); });
+    }
+    const quick = !graceful || this.lameDuck.cutShort;
     this.status.stopping();
-    this.log.info(this.upgrade.handedOff ? 'Handing over: stopping this master\'s workers gracefully' : graceful ? 'Graceful stop' : 'Quick stop');
-    await this.pool.stopAll(graceful, QUICK_STOP_MS);
+    this.log.info(this.upgrade.handedOff ? 'Handing over: stopping this master\'s workers gracefully' : quick ? 'Quick stop' : 'Graceful stop');
+    await this.pool.stopAll(!quick, QUICK_STOP_MS);
     // A unix socket's path goes with the last master that serves on it (never at a handoff): that
     // is this one, once the new master of an unfinished upgrade is gone too.
     await upgradeGone;

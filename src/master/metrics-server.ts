@@ -1,12 +1,14 @@
-// The Prometheus endpoint of the master (metrics_bind). On each scrape it asks every worker for its
-// registry over IPC and sums them with prom-client's AggregatorRegistry, adding the master's own
-// counters (worker restarts, reloads, upgrades). The last snapshot of each worker that exited is
-// kept, so request counters never go backwards when workers are replaced.
+// The master's own HTTP endpoint (metrics_bind): Prometheus metrics at /metrics and the load
+// balancers' health check at /health. On each scrape it asks every worker for its registry over IPC
+// and sums them with prom-client's AggregatorRegistry, adding the master's own counters (worker
+// restarts, reloads, upgrades). The last snapshot of each worker that exited is kept, so request
+// counters never go backwards when workers are replaced. /health asks no worker: the master knows.
 
 import { createServer, type Server } from 'node:http';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { BindAddress } from '../sockets/address.js';
 import type { MetricsSnapshot } from '../ipc/protocol.js';
+import type { Health } from './health.js';
 
 const ASK_TIMEOUT_MS = 1000;
 
@@ -16,6 +18,7 @@ export interface MetricsSource {
   workerCount(): number;
   /** What is pending on disk: node, tsgunicorn, app (master/on-disk.ts). */
   pending(): readonly { readonly what: string }[];
+  health(): Health;
 }
 
 export class MasterMetrics {
@@ -55,7 +58,13 @@ export class MasterMetrics {
 
   listen(addr: BindAddress): Promise<void> {
     this.server = createServer((req, res) => {
-      if (req.url !== '/metrics') { res.writeHead(404).end('see /metrics\n'); return; }
+      if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+        const health = this.source.health();
+        res.writeHead(health.status === 'serving' ? 200 : 503, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+        res.end(`${JSON.stringify(health)}\n`);
+        return;
+      }
+      if (req.url !== '/metrics') { res.writeHead(404).end('see /metrics and /health\n'); return; }
       this.render().then((text) => {
         res.writeHead(200, { 'Content-Type': this.registry.contentType });
         res.end(text);

@@ -9,6 +9,7 @@
 // WINCH, QUIT/TERM or HUP (manual; HUP rolls back, and it takes over again when the new one exits).
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { UpgradeError } from '../core/errors.js';
 import type { Logger } from '../logging/logger.js';
 import type { Handover } from '../sockets/listener-set.js';
 import type { ServiceStatus } from '../systemd/service-status.js';
@@ -249,6 +250,19 @@ export class OldMaster {
     // The old master going away must not stop us: we are the one that stays.
     process.on('disconnect', () => { /* expected after the handoff */ });
     return new OldMaster(pid, heard);
+  }
+
+  /**
+   * Under systemd a new master must say MAINPID= before the old one exits, or systemd takes the
+   * old one's exit for the unit's and stops everything: one that cannot (a Node whose ABI the
+   * sd-notify addon was not built for) refuses to start, and the old master serves on. Where
+   * systemd never heard the old master either (no addon anywhere, a NOTIFY_SOCKET such as
+   * systemd-nspawn's), there is no voice to lose, and the upgrade goes on as without systemd.
+   */
+  mayTakeOver(status: ServiceStatus): void {
+    if (this.heard && status.mute) {
+      throw new UpgradeError(`cannot take over from the old master (pid ${this.pid}): systemd needs MAINPID= from this master, and the sd-notify addon does not load under node ${process.version}; the old master keeps serving`);
+    }
   }
 
   /** Asks to take over; resolves when the old master hands off (or has gone, or is slow). */

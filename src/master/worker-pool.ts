@@ -114,6 +114,13 @@ export class WorkerPool {
     return this.current().filter((w) => w.state === 'ready').length;
   }
 
+  /** Workers that serve now, of any generation (a reload's old ones until they drain): what /health counts. */
+  servingCount(): number {
+    let n = 0;
+    for (const w of this.workers.values()) if (w.state === 'ready') n++;
+    return n;
+  }
+
   /** Requests served by all workers, present and past. */
   requests(): number {
     let n = this.pastRequests;
@@ -209,6 +216,11 @@ export class WorkerPool {
       if (overdue === 'boot timeout') this.log.critical(`Worker ${w.pid} did not boot within timeout (${s.timeout} s)`);
       else if (overdue === 'silent') this.log.critical(`WORKER TIMEOUT (pid:${w.pid})`);
     }
+  }
+
+  /** Tells every worker the master is in lame duck: responses are marked `Connection: close`. */
+  lameDuckAll(): void {
+    for (const w of this.workers.values()) w.lameDuck();
   }
 
   /** Sends every worker `sig` (USR1: reopen the logs; QUIT: stop now; KILL). */

@@ -203,6 +203,11 @@ export class WorkerProcess {
     });
   }
 
+  /** Tells the worker the master is in lame duck (lame_duck). */
+  lameDuck(): void {
+    if (this.child.connected) this.child.send({ t: 'lame-duck' }, () => { /* gone: its exit event follows */ });
+  }
+
   signal(sig: NodeJS.Signals): void {
     // false when it has exited already: its exit event follows.
     this.child.kill(sig);

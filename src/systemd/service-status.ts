@@ -9,7 +9,7 @@ import type { Logger } from '../logging/logger.js';
 import { Notifier, monotonicUsec, watchdogFor, type Watchdog } from './notify.js';
 
 export interface MasterSnapshot {
-  readonly phase: 'booting' | 'running' | 'stopping';
+  readonly phase: 'booting' | 'running' | 'lame duck' | 'stopping';
   readonly ready: number;
   readonly target: number;
   readonly requests: number;
@@ -69,7 +69,9 @@ export class ServiceStatus {
 
   statusLine(): string {
     const s = this.snapshot();
-    const head = s.phase === 'booting' ? `Booting ${s.ready}/${s.target} workers` : s.phase === 'stopping' ? 'Stopping' : `Serving: ${s.ready}/${s.target} workers, ${s.requests} requests served`;
+    const serving = `${s.ready}/${s.target} workers, ${s.requests} requests served`;
+    const head = s.phase === 'booting' ? `Booting ${s.ready}/${s.target} workers` : s.phase === 'stopping' ? 'Stopping'
+      : s.phase === 'lame duck' ? `lame duck: serving ${serving}; stopping after lame_duck` : `Serving: ${serving}`;
     return [head, this.note, ...this.pending].filter(Boolean).join('; ');
   }
 
@@ -136,6 +138,14 @@ export class ServiceStatus {
   upgradeFailed(why: string): void {
     this.note = `upgrade failed at ${clock(new Date())}: ${why}`;
     this.send();
+  }
+
+  /**
+   * TERM with lame_duck: the unit is stopping, yet this master serves `forMs` more, then drains for
+   * up to `drainMs`; systemd's stop timeout is extended to cover both.
+   */
+  lameDuck(forMs: number, drainMs: number): void {
+    this.send('STOPPING=1', `EXTEND_TIMEOUT_USEC=${(forMs + drainMs + EXTEND_EVERY_MS) * 1000}`);
   }
 
   stopping(): void {

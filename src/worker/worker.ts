@@ -58,6 +58,8 @@ export class Worker {
   private failing: boolean;
   private memoryRecycle: boolean;
   private lastAcceptError: number;
+  /** The master is in lame duck: every response is marked `Connection: close`. */
+  private lameDuck: boolean;
 
   constructor(private readonly init: WorkerInit, private readonly log: Logger) {
     const s = init.settings;
@@ -75,6 +77,7 @@ export class Worker {
     this.failing = false;
     this.memoryRecycle = false;
     this.lastAcceptError = 0;
+    this.lameDuck = false;
   }
 
   /** Boots and serves; rejects when the boot fails. */
@@ -90,6 +93,11 @@ export class Worker {
     process.on('disconnect', () => {
       this.log.warning(`Worker ${process.pid}: master went away, stopping`);
       void this.stop(true);
+    });
+    process.on('message', (m: MasterMessage) => {
+      if (m.t !== 'lame-duck') return;
+      this.lameDuck = true;
+      if (this.drain) this.drain.closing = true;
     });
     process.on('uncaughtException', (err) => this.fatal('Uncaught exception', err));
     process.on('unhandledRejection', (reason) => this.fatal('Unhandled rejection', reason));
@@ -126,6 +134,7 @@ export class Worker {
     });
     if (this.stopping || !process.connected) return this.stop(true);
     this.drain = drain;
+    if (this.lameDuck) drain.closing = true;
     // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
     if (app.onServer) for (const srv of servers) { watchUpgrades(srv); await app.onServer(srv); }
     await Promise.all(servers.map((srv, i) => this.listen(srv, this.init.fds[i]!)));
