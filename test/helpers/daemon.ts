@@ -192,6 +192,15 @@ export interface Response {
   readonly body: string;
 }
 
+/** Whether something accepts a TCP connection on 127.0.0.1:`port` (no request is sent). */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
 export function get(url: string, headers: Record<string, string> = {}, timeoutMs = 10000): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false, headers }, (res) => {

@@ -4,10 +4,9 @@
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { alive, childrenOf, freePort, sleep, tempDir, waitUntil } from './daemon.js';
+import { accepts, alive, childrenOf, freePort, sleep, tempDir, waitUntil } from './daemon.js';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -64,14 +63,6 @@ http {
     }
 }
 `;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /** Kills `pid` and the workers it has now: TERM, then KILL what is left after `graceMs`. */
