@@ -17,7 +17,7 @@ const CONNECTIONS = 50;
 
 const settings = resolveValues([new Map([['app', 'app.mjs']])]);
 const noop: RequestListener = () => { /* the app */ };
-const { servers } = await createServers(1, { settings, app: noop, log: createLogger({ errorlog: '-', loglevel: 'critical' }), access: null, onRequest: () => { /* counted */ }, observe: null });
+const { servers } = await createServers(1, { settings, app: noop, log: createLogger({ errorlog: '-', loglevel: 'critical' }), access: null, onRequest: () => { /* counted */ }, observe: null, proxyRejected: () => { /* none */ } });
 const handler = servers[0]!.listeners('request')[0] as RequestListener;
 const sockets = Array.from({ length: CONNECTIONS }, () => new Socket());
 

@@ -189,7 +189,7 @@ test.serial('the worker\'s own servers: the limits from the settings, and 500 wh
   const settings = resolveValues([new Map<string, unknown>([['app', 'app.mjs'], ['limit_request_line', 100]])]);
   const own = recordingLog();
   const boom: RequestListener = () => { throw new Error('boom'); };
-  const { servers: [srv] } = await createServers(1, { settings, app: boom, log: own, access: null, onRequest: () => { /* counted */ }, observe: null });
+  const { servers: [srv] } = await createServers(1, { settings, app: boom, log: own, access: null, onRequest: () => { /* counted */ }, observe: null, proxyRejected: () => { /* none */ } });
   t.teardown(() => { srv!.closeAllConnections(); srv!.close(); });
   await new Promise<void>((done) => srv!.listen(0, '127.0.0.1', done));
   const p = (srv!.address() as AddressInfo).port;

@@ -45,6 +45,7 @@ export async function resolveLoaded(loaded: LoadedSettings, startDir: string): P
   const binds = s.bind.map((b) => parseBind(b, startDir));
   const metricsBind = s.metrics_bind === null ? null : parseBind(s.metrics_bind, startDir);
   if (s.chdir !== null) checkDirectory(s.chdir);
+  if (s.proxy_protocol && s.certfile !== null) throw new ConfigError('proxy_protocol: not with certfile: terminate TLS at the balancer, or send plain HTTP with the PROXY header');
   await checkTls(s);
   const identity = resolveIdentity(s);
   return { settings: s, explicit: loaded.explicit, app, binds, metricsBind, identity, appDir: s.chdir ?? startDir };

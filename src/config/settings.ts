@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { parseBind } from '../sockets/address.js';
+import { parseAllowList } from '../sockets/allow-list.js';
 import type { SettingSpec } from './setting-types.js';
 
 function defaultWorkers(): number {
@@ -137,6 +138,15 @@ export const SETTINGS = [
     help: '`GET /health` on metrics_bind answers 200 while at least this many workers are ready (0: all of them), 503 otherwise, and while the instance boots, drains or is in lame duck.' },
   { name: 'lame_duck', section: 'Load balancers', cli: ['--lame-duck'], metavar: 'SECONDS', type: 'int', default: 0, min: 0,
     help: 'On TERM, first serve this many seconds more with `/health` at 503 and every response marked `Connection: close`, so that load balancers move away, then stop gracefully. INT and QUIT skip it.' },
+
+  { name: 'forwarded_allow_ips', section: 'Load balancers', cli: ['--forwarded-allow-ips'], metavar: 'LIST', type: 'string', default: '127.0.0.1,::1',
+    validate: (v: string) => { parseAllowList('forwarded_allow_ips', v); },
+    help: 'Peers (comma-separated addresses or networks, `*` for any) whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: the access log\'s `%(h)s` is then the client they name. From any other peer both headers are removed before the app sees the request, so an app may trust them (Express `trust proxy`, Koa `app.proxy`).' },
+  { name: 'proxy_protocol', section: 'Load balancers', cli: ['--proxy-protocol'], type: 'bool', default: false,
+    help: 'Expect a PROXY protocol header (v1 or v2, as HAProxy and AWS NLB send it) on every connection: the connection\'s remote address is then the client it names, for the app and the access log. Plain HTTP binds only (not with `certfile`).' },
+  { name: 'proxy_allow_ips', section: 'Load balancers', cli: ['--proxy-allow-ips', '--proxy-allow-from'], metavar: 'LIST', type: 'string', default: '127.0.0.1,::1',
+    validate: (v: string) => { parseAllowList('proxy_allow_ips', v); },
+    help: 'Peers (comma-separated addresses or networks, `*` for any) allowed to send a PROXY protocol header; a connection from another, or with a malformed header, or none within `header_timeout`, is closed and counted (`tsgunicorn_proxy_protocol_rejected_total`).' },
 
   // Upgrades
   { name: 'upgrade_handoff', section: 'Upgrades', cli: ['--upgrade-handoff'], metavar: 'MODE', type: 'choice', default: 'auto',

@@ -7,6 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export interface AccessEntry {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** The client's address: the peer's, or the one an allowed proxy named (forwarded_allow_ips). */
+  readonly client: string | undefined;
   /** process.hrtime.bigint() when the request arrived and when the response finished. */
   readonly start: bigint;
   readonly end: bigint;
@@ -51,7 +53,7 @@ function path(req: IncomingMessage): string {
 }
 
 const ATOMS: Record<string, Atom> = {
-  h: (e) => dash(e.req.socket.remoteAddress),
+  h: (e) => dash(e.client),
   l: () => '-',
   u: (e) => dash(basicAuthUser(e.req)),
   t: (e) => clfTime(e.when),

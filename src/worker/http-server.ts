@@ -12,6 +12,9 @@ import { Drain } from './drain.js';
 import { HANDLER_THREW } from './refusals.js';
 import { maxHeaderSize, screenRequest, writeRefusal } from './strict-http.js';
 import { tlsOptions } from '../config/tls.js';
+import { parseAllowList } from '../sockets/allow-list.js';
+import { forwardedClient } from './forwarded.js';
+import { acceptProxyProtocol, type ProxyRejection } from './proxy-protocol.js';
 
 export interface ServeOptions {
   readonly settings: WorkerSettings;
@@ -23,6 +26,8 @@ export interface ServeOptions {
   readonly onRequest: (count: number) => void;
   /** Records request metrics; null unless metrics_bind is set. */
   readonly observe: ((req: IncomingMessage, res: ServerResponse) => void) | null;
+  /** A connection closed before HTTP (proxy_protocol). */
+  readonly proxyRejected: (kind: ProxyRejection, why: string) => void;
 }
 
 /** A header from writeHead()'s argument: an object, or a flat [name, value, ...] list. */
@@ -37,7 +42,7 @@ function headFromArgs(args: unknown[], name: string): string | string[] | number
   return undefined;
 }
 
-function withAccessLog(res: ServerResponse, req: IncomingMessage, write: (e: AccessEntry) => void): void {
+function withAccessLog(res: ServerResponse, req: IncomingMessage, client: string | undefined, write: (e: AccessEntry) => void): void {
   const start = process.hrtime.bigint();
   let bytes = 0;
   let headArgs: unknown[] = [];
@@ -59,7 +64,7 @@ function withAccessLog(res: ServerResponse, req: IncomingMessage, write: (e: Acc
     return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as ServerResponse['end'];
   const outHeader = (name: string): string | string[] | number | undefined => res.getHeader(name) ?? headFromArgs(headArgs, name);
-  res.once('finish', () => write({ req, res, start, end: process.hrtime.bigint(), when: new Date(), bytes, outHeader }));
+  res.once('finish', () => write({ req, res, client, start, end: process.hrtime.bigint(), when: new Date(), bytes, outHeader }));
 }
 
 export interface Served {
@@ -69,13 +74,15 @@ export interface Served {
 
 export async function createServers(fdCount: number, opts: ServeOptions): Promise<Served> {
   const { settings: s, app, access, onRequest, observe, log } = opts;
+  const forwarded = parseAllowList('forwarded_allow_ips', s.forwarded_allow_ips);
   const servers: Server[] = [];
   const drain = new Drain(servers);
   drain.closing = s.keepalive === 0;
   let requests = 0;
   const handler: RequestListener = (req, res) => {
     onRequest(++requests);
-    if (access) withAccessLog(res, req, access);
+    const client = forwardedClient(req, forwarded);
+    if (access) withAccessLog(res, req, client, access);
     if (observe) observe(req, res);
     if (screenRequest(req, res, s, log)) return;
     if (drain.closing) res.setHeader('Connection', 'close');
@@ -107,6 +114,7 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     // Node answers 400 itself past maxHeadersCount; keep it above our limit so we can answer 431.
     server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
     server.maxConnections = s.worker_connections;
+    if (s.proxy_protocol) acceptProxyProtocol(server, parseAllowList('proxy_allow_ips', s.proxy_allow_ips), s.header_timeout * 1000, opts.proxyRejected);
     servers.push(server);
   }
   return { servers, drain };

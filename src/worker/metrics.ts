@@ -21,6 +21,17 @@ export class WorkerMetrics {
     registers: [this.registry],
   });
 
+  private readonly proxyRejections = new Counter({
+    name: 'tsgunicorn_proxy_protocol_rejected_total',
+    help: 'Connections closed before HTTP (proxy_protocol): a peer not in proxy_allow_ips, a malformed header, or none within header_timeout',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  proxyRejected(reason: string): void {
+    this.proxyRejections.inc({ reason });
+  }
+
   /** Call when a request arrives; records it when its response finishes. */
   observe(_req: IncomingMessage, res: ServerResponse): void {
     const start = process.hrtime.bigint();

@@ -131,6 +131,10 @@ export class Worker {
       access: this.access?.write ?? null,
       observe: metrics ? (req, res) => metrics.observe(req, res) : null,
       onRequest: (n) => this.counted(n),
+      proxyRejected: (kind, why) => {
+        metrics?.proxyRejected(kind);
+        this.log.debug(`Worker ${process.pid}: closed a connection: ${why}`);
+      },
     });
     if (this.stopping || !process.connected) return this.stop(true);
     this.drain = drain;

@@ -223,7 +223,7 @@ export interface RawAnswer {
 }
 
 /** Sends raw bytes, returns what the server answers until it closes the connection (or `timeoutMs`). */
-export function rawHttp(port: number, bytes: string, timeoutMs = 10000): Promise<RawAnswer> {
+export function rawHttp(port: number, bytes: string | Buffer, timeoutMs = 10000): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1');
     let text = '';
