@@ -19,7 +19,8 @@ export function lacksHaproxy(): string | null {
 
 export interface Backend {
   readonly name: string;
-  /** The instance's bind (127.0.0.1:PORT) and its metrics_bind port (the health check's). */
+  /** The instance's address (default 127.0.0.1), its port and its metrics_bind port (the health check's). */
+  readonly host?: string;
   readonly port: number;
   readonly healthPort: number;
 }
@@ -64,7 +65,7 @@ backend app
     balance roundrobin
     option httpchk GET /health
     http-check expect status 200
-${backends.map((b) => `    server ${b.name} 127.0.0.1:${b.port} check port ${b.healthPort} inter ${CHECK.interMs} fall ${CHECK.fall} rise ${CHECK.rise}`).join('\n')}
+${backends.map((b) => `    server ${b.name} ${b.host ?? '127.0.0.1'}:${b.port} check port ${b.healthPort} inter ${CHECK.interMs} fall ${CHECK.fall} rise ${CHECK.rise}`).join('\n')}
 `;
 }
 
