@@ -4,6 +4,7 @@
 // stops accepting, and no request fails; without it, the same stop is measured for comparison.
 
 import test, { type ExecutionContext } from 'ava';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { fixture, freePort, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 import { CHECK, lacksHaproxy, startHaproxy, type Backend } from './helpers/haproxy.js';
@@ -69,4 +70,26 @@ needing(lacksHaproxy(), 'behind HAProxy (skipped)', () => {
     t.log(`in all: ${r.ok} served, ${r.failed} failed through HAProxy`);
     t.is(r.failed, plain.failed, 'the only failures are those of the stop without lame duck');
   });
+});
+
+needing(lacksHaproxy(), 'the PROXY protocol from HAProxy (skipped)', () => {
+  for (const version of ['send-proxy', 'send-proxy-v2']) {
+    test.serial(`proxy_protocol behind HAProxy's ${version}: the app sees the client's own address and port, not HAProxy's`, async (t) => {
+      const b: Backend = { name: 'a', port: await freePort(), healthPort: await freePort(), options: version };
+      const d = start(t, ['-w', '1', '-b', `127.0.0.1:${b.port}`, '--metrics-bind', `127.0.0.1:${b.healthPort}`, '--proxy-protocol', fixture('client-address.mjs')]);
+      await d.waitReady();
+      const lb = await startHaproxy(t, [b]);
+      const seen = await new Promise<{ remote: string; port: number; client: number }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: lb.port, path: '/', agent: false }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => { body += c.toString(); });
+          res.on('end', () => resolve({ ...(JSON.parse(body) as { remote: string; port: number }), client: req.socket!.localPort! }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      t.is(seen.remote, '127.0.0.1');
+      t.is(seen.port, seen.client, 'the port is the client\'s, as the PROXY header said');
+    });
+  }
 });

@@ -23,6 +23,8 @@ export interface Backend {
   readonly host?: string;
   readonly port: number;
   readonly healthPort: number;
+  /** More of the server line, e.g. `send-proxy-v2`. */
+  readonly options?: string;
 }
 
 /** A line HAProxy wrote, and when it came (ms since the epoch). */
@@ -65,7 +67,7 @@ backend app
     balance roundrobin
     option httpchk GET /health
     http-check expect status 200
-${backends.map((b) => `    server ${b.name} ${b.host ?? '127.0.0.1'}:${b.port} check port ${b.healthPort} inter ${CHECK.interMs} fall ${CHECK.fall} rise ${CHECK.rise}`).join('\n')}
+${backends.map((b) => `    server ${b.name} ${b.host ?? '127.0.0.1'}:${b.port} check port ${b.healthPort} inter ${CHECK.interMs} fall ${CHECK.fall} rise ${CHECK.rise} ${b.options ?? ''}`).join('\n')}
 `;
 }
 
