@@ -10,6 +10,7 @@ import { existsSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { closeFd, createReuseportFd } from 'node-unix-socket';
 import { alive, childrenOf, Daemon, freePort, get, pidIn, tempDir, waitUntil, workersOf } from './helpers/daemon.js';
+import { kernelMigratesQueued } from '../src/sockets/listener-set.js';
 import { Load } from './helpers/load.js';
 import { fdCount, holdersOf, listeningInodes, socketInodes } from './helpers/proc.js';
 import { lacksSocketActivate, needing } from './helpers/requirements.js';
@@ -36,6 +37,8 @@ interface Sockets {
   readonly also: readonly string[];
   /** The socket outlives a master (this process holds it): a stop and a fresh start fail nothing. */
   readonly persistent: boolean;
+  /** One socket per worker (reuse_port): a worker's socket closes with it. */
+  readonly reusePort?: boolean;
   readonly close: () => void;
 }
 
@@ -57,7 +60,7 @@ const KINDS: readonly Kind[] = [
     name: 'TCP with reuse_port', lacking: null,
     make: async () => {
       const s = await tcp('127.0.0.1')();
-      return { ...s, config: [...s.config, 'reuse_port = true'], label: `${s.label} (reuse-port)` };
+      return { ...s, config: [...s.config, 'reuse_port = true'], label: `${s.label} (reuse-port)`, reusePort: true };
     },
   },
   { name: 'IPv6', lacking: null, make: tcp('::1') },
@@ -99,6 +102,10 @@ class Bench {
   load: Load | null = null;
   /** The master's descriptors with WORKERS workers, once everything has settled after the start. */
   baselineFds = 0;
+  /** Resets a step may cause (see slotResets()), and those counted so far. */
+  resetBudget = 0;
+  resetsBefore = 0;
+  acceptedResets = 0;
   private settings: Record<string, string> = {};
 
   constructor(readonly dir: string, readonly sockets: Sockets) {}
@@ -185,7 +192,12 @@ async function settled(t: ExecutionContext, b: Bench, failedBefore: number, serv
   const master = b.master();
   await waitUntil(`${workers} workers of ${master} (have ${workersOf(master).length})`, () => workersOf(master).length === workers, 30000);
   await waitUntil('the load to go on', () => b.load!.served > servedBefore + 200 && b.load!.freshOk > 0, 30000);
-  t.is(b.load!.failed - failedBefore, 0, `failed requests in this step, by kind so far: ${JSON.stringify(b.load!.errors)}`);
+  const failed = b.load!.failed - failedBefore;
+  const resets = Math.min(failed, b.resetBudget, (b.load!.errors['ECONNRESET'] ?? 0) - b.resetsBefore);
+  b.resetBudget = 0;
+  if (resets > 0) t.log(`tcp_migrate_req is off: ${resets} reset(s) as a worker's socket closed`);
+  b.acceptedResets += resets;
+  t.is(failed - resets, 0, `failed requests in this step, by kind so far: ${JSON.stringify(b.load!.errors)}`);
   const r = await b.fetch();
   t.is(r.status, 200, 'the socket answers a new connection');
   for (const url of b.sockets.also) t.is((await get(url)).status, 200, `${url} answers`);
@@ -215,6 +227,18 @@ function cell(b: () => Bench, kind: Kind, op: string, act: (b: Bench, t: Executi
     await settled(t, bench, fresh ? 0 : failed, fresh ? 0 : served, typeof workers === 'number' ? workers : WORKERS);
     t.log(`${bench.load!.served - (fresh ? 0 : served)} requests answered in this step (${bench.load!.freshOk} on new connections so far), 0 failed`);
   });
+}
+
+/**
+ * With reuse_port, a step that retires a worker closes its socket, and without
+ * net.ipv4.tcp_migrate_req the kernel resets what is queued on it at that instant (at most a few
+ * connections, as in test/upgrade.test.ts; docs/reliability.md): those resets are allowed, and
+ * only those. With the sysctl on, none is.
+ */
+function slotResets(b: Bench): void {
+  if (!b.sockets.reusePort || kernelMigratesQueued()) return;
+  b.resetBudget = 3;
+  b.resetsBefore = b.load!.errors['ECONNRESET'] ?? 0;
 }
 
 async function upgradedFrom(b: Bench, old: number): Promise<number> {
@@ -264,6 +288,7 @@ for (const kind of KINDS) {
       process.kill(master, 'SIGTTIN');
       await waitUntil('a third worker', () => workersOf(master).length === WORKERS + 1);
       await waitUntil('the load to go on', async () => (await bench.fetch()).status === 200);
+      slotResets(bench);
       process.kill(master, 'SIGTTOU');
     });
 
@@ -322,7 +347,7 @@ for (const kind of KINDS) {
       if (!bench.sockets.persistent) {
         // A socket the master bound goes with it: nothing may be refused until then.
         const r = await bench.load!.stop();
-        t.is(r.failed, 0, JSON.stringify(r.errors));
+        t.is(r.failed - bench.acceptedResets, 0, JSON.stringify(r.errors));
       }
       process.kill(old, 'SIGTERM');
       await waitUntil('the master to exit', () => !alive(old));

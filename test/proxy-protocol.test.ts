@@ -106,7 +106,7 @@ async function ask(port: number, head: Buffer | string, headers = ''): Promise<{
   return { seen: body ? JSON.parse(body) as Seen : null, closed: a.closed, worker: /X-Worker: (\d+)/i.exec(a.text)?.[1] ?? null };
 }
 
-const accessLines = (file: string): string[] => readFileSync(file, 'utf8').trim().split('\n');
+const accessLines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
 async function rejected(mport: number): Promise<Record<string, number>> {
   const text = (await get(`http://127.0.0.1:${mport}/metrics`)).body;
