@@ -13,7 +13,8 @@ import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { waitUntil } from './helpers/daemon.js';
+import { fixture, start, waitUntil } from './helpers/daemon.js';
+import { startHaproxy } from './helpers/haproxy.js';
 import { buildDeb, cannotRunReason, Container, type BuiltDeb, type NetnsLoad } from './helpers/nspawn.js';
 import { needing } from './helpers/requirements.js';
 
@@ -39,11 +40,12 @@ graceful_timeout = 10
 `;
 
 // paths left out of the before/after comparison of the file system: kernel and runtime file
-// systems, logs, caches, package manager state, the app, the test's own binds
+// systems, logs, caches, package manager state and dpkg's daily backups (its timer may fire
+// during the test), the app, the test's own binds
 const SNAPSHOT = `find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \\
   -o -path /var/tmp -o -path /var/log/journal -o -path /var/cache -o -path /var/lib/dpkg -o -path /var/lib/apt \\
   -o -path /var/lib/systemd/timers -o -path /var/lib/systemd/catalog -o -path /var/lib/logrotate \\
-  -o -path /srv -o -path /e2e \\) -prune -o -print | sort`;
+  -o -path /var/backups -o -path /srv -o -path /e2e \\) -prune -o -print | sort`;
 
 /** systemd's timespan ("30s", "1min 30s", "500ms") in microseconds. */
 function timespanUsec(s: string): number {
@@ -451,6 +453,49 @@ systemctl start ${SOCKET}`, { timeoutMs: MIN });
       return (await c.shr('grep -q "GET / " /var/log/tsgunicorn/demo/access.log')).code === 0;
     }, 30_000);
     t.pass();
+  });
+
+  test.serial('systemctl stop with lame_duck = 5 behind HAProxy: the unit leaves the pool before it stops accepting, zero failed requests; then the same with lame_duck = 0, for comparison', async (t) => {
+    t.timeout(4 * MIN);
+    // A second backend beside the unit, in the container's network: this tree, run from here.
+    const inside = ['nsenter', `--net=/proc/${c.leader}/ns/net`, '--'];
+    const other = start(t, ['-w', '2', '-b', '127.0.0.1:8100', '--metrics-bind', '127.0.0.1:9101', fixture('app.mjs')], { prefix: inside });
+    await other.waitReady();
+    await c.sh(`systemctl stop ${SOCKET} ${UNIT}; systemctl disable ${SOCKET}`, { timeoutMs: MIN });
+    const config = (lameDuck: number): void => writeFileSync(c.path('/etc/tsgunicorn/demo.toml'), `${CONFIG_TCP}metrics_bind = "127.0.0.1:9100"\nlame_duck = ${lameDuck}\n`);
+    config(5);
+    await c.sh(`systemctl reset-failed ${UNIT} || true; systemctl start ${UNIT}`, { timeoutMs: MIN });
+    const lb = await startHaproxy(t, [{ name: 'unit', port: 8000, healthPort: 9100 }, { name: 'other', port: 8100, healthPort: 9101 }], inside);
+    /** systemctl stop of the unit under a load through HAProxy: how long it took, when HAProxy saw it go, what failed. */
+    const stopUnit = async (): Promise<{ ms: number; down: number | null; ok: number; failed: number; errors: Record<string, number> }> => {
+      const load = c.load(`http://127.0.0.1:${lb.port}/`, 20, 4);
+      loads.add(load);
+      await load.more(500, 'before the stop');
+      const t0 = Date.now();
+      await c.sh(`systemctl stop ${UNIT}`, { timeoutMs: 2 * MIN });
+      const ms = Date.now() - t0;
+      await load.more(300, 'after the stop');
+      const r = await load.stop();
+      loads.delete(load);
+      const down = lb.downAt('unit', t0);
+      return { ms, down: down === null ? null : down - t0, ok: r.ok, failed: r.failed, errors: r.errors };
+    };
+    const lame = await stopUnit();
+    t.log(`systemctl stop, lame_duck = 5: took ${lame.ms} ms; HAProxy DOWN after ${lame.down} ms; ${lame.ok} served, ${lame.failed} failed through HAProxy`);
+    t.is(lame.failed, 0, JSON.stringify(lame.errors));
+    t.not(lame.down, null, 'HAProxy took the unit out');
+    t.true(lame.ms >= 5000, 'the stop waited out the lame duck');
+    t.is(await c.prop(UNIT, 'Result'), 'success', 'within the stop timeout systemd extended');
+    t.regex(await c.sh(`journalctl --no-pager -u ${UNIT} -n 30`), /TERM: lame duck for 5 s/);
+
+    config(0);
+    const since = Date.now();
+    await c.sh(`systemctl start ${UNIT}`, { timeoutMs: MIN });
+    await lb.waitUp('unit', since);
+    const plain = await stopUnit();
+    t.log(`systemctl stop, lame_duck = 0: took ${plain.ms} ms; HAProxy DOWN after ${plain.down} ms; ${plain.ok} served, ${plain.failed} failed through HAProxy ${JSON.stringify(plain.errors)}`);
+    writeFileSync(c.path('/etc/tsgunicorn/demo.toml'), CONFIG_TCP);
+    await c.sh(`systemctl start ${UNIT}`, { timeoutMs: MIN });
   });
 
   test.serial('systemctl stop is clean', async (t) => {

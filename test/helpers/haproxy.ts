@@ -4,7 +4,7 @@
 // closes reaches the client as an error. Its files stay in a temp dir; it is stopped by its pid at
 // the test's teardown. What it says about server states (UP, DOWN) is kept with the time it came.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -71,13 +71,23 @@ ${backends.map((b) => `    server ${b.name} ${b.host ?? '127.0.0.1'}:${b.port} c
 `;
 }
 
-/** Starts HAProxy in the foreground and waits until every backend is UP. */
-export async function startHaproxy(t: ExecutionContext, backends: readonly Backend[]): Promise<Haproxy> {
+/** Whether HAProxy accepts on `port`, asked from inside `prefix` (a network namespace), or here. */
+async function listening(port: number, prefix: readonly string[]): Promise<boolean> {
+  if (prefix.length === 0) return accepts(port);
+  return spawnSync(prefix[0]!, [...prefix.slice(1), 'bash', '-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Starts HAProxy in the foreground and waits until every backend is UP. `prefix` runs it in
+ * another network namespace (`nsenter --net=... --`), where the backends are.
+ */
+export async function startHaproxy(t: ExecutionContext, backends: readonly Backend[], prefix: readonly string[] = []): Promise<Haproxy> {
   const dir = tempDir();
   const port = await freePort();
   const conf = join(dir, 'haproxy.cfg');
   writeFileSync(conf, config(dir, port, backends));
-  const proc = spawn(HAPROXY, ['-db', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = [...prefix, HAPROXY, '-db', '-f', conf];
+  const proc = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: HaproxyEvent[] = [];
   let partial = '';
   const take = (d: Buffer): void => {
@@ -104,7 +114,7 @@ export async function startHaproxy(t: ExecutionContext, backends: readonly Backe
     },
   };
   // Servers start UP; a few rounds of checks confirm it.
-  await waitUntil(`HAProxy on port ${port} (${events.map((e) => e.line).join(' | ')})`, async () => !alive(pid) || await accepts(port), 10_000);
+  await waitUntil(`HAProxy on port ${port} (${events.map((e) => e.line).join(' | ')})`, async () => !alive(pid) || await listening(port, prefix), 10_000);
   if (!alive(pid)) throw new Error(`haproxy exited at start: ${events.map((e) => e.line).join('\n')}`);
   await sleep(CHECK.interMs * (CHECK.rise + 1));
   return h;
