@@ -75,6 +75,7 @@ export interface Served {
 export async function createServers(fdCount: number, opts: ServeOptions): Promise<Served> {
   const { settings: s, app, access, onRequest, observe, log } = opts;
   const forwarded = parseAllowList('forwarded_allow_ips', s.forwarded_allow_ips);
+  const proxies = s.proxy_protocol ? parseAllowList('proxy_allow_ips', s.proxy_allow_ips) : null;
   const servers: Server[] = [];
   const drain = new Drain(servers);
   drain.closing = s.keepalive === 0;
@@ -114,7 +115,7 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     // Node answers 400 itself past maxHeadersCount; keep it above our limit so we can answer 431.
     server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
     server.maxConnections = s.worker_connections;
-    if (s.proxy_protocol) acceptProxyProtocol(server, parseAllowList('proxy_allow_ips', s.proxy_allow_ips), s.header_timeout * 1000, opts.proxyRejected);
+    if (proxies) acceptProxyProtocol(server, proxies, s.header_timeout * 1000, opts.proxyRejected);
     servers.push(server);
   }
   return { servers, drain };
