@@ -88,7 +88,7 @@ test('fewer workers: the oldest drains (TERM); more: one more starts', async (t)
   t.is(f.fake.children[2]!.opts.age, 3);
 });
 
-test('a new generation replaces the old one only once all of its workers serve', async (t) => {
+test('a new generation replaces the old one only once all of its workers serve, and serves once the old one takes no connections', async (t) => {
   const f = await pool(t, ['-w', '2']);
   f.pool.manage();
   await spawned(f, 2);
@@ -102,7 +102,11 @@ test('a new generation replaces the old one only once all of its workers serve',
   t.deepEqual([old1.signals, old2.signals], [[], []], 'the old ones serve on while the new generation boots');
   new2.say({ t: 'ready' });
   t.deepEqual([old1.signals, old2.signals], [['SIGTERM'], ['SIGTERM']]);
-  t.deepEqual(f.ready, [0, 1]);
+  t.deepEqual(f.ready, [0], 'the old ones may still take connections: the new generation does not serve alone yet');
+  old1.say({ t: 'closed' });
+  t.deepEqual(f.ready, [0]);
+  old2.exit(0);
+  t.deepEqual(f.ready, [0, 1], 'each old worker closed its listeners or exited');
 });
 
 test('an abandoned generation is killed and the previous one, still serving, is in force again', async (t) => {

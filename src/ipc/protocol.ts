@@ -24,6 +24,8 @@ export type WorkerMessage =
   | { readonly t: 'ready' }
   | { readonly t: 'hb'; readonly requests: number }
   | { readonly t: 'recycle'; readonly reason: string }
+  /** Told to drain, it has closed its listeners: no new connection reaches it. */
+  | { readonly t: 'closed' }
   /** Its metrics registry, asked for by `id`, or `final` just before a graceful exit. */
   | { readonly t: 'metrics'; readonly id: number; readonly data: MetricsSnapshot; readonly final: boolean };
 

@@ -194,10 +194,13 @@ export class WorkerPool {
       const order = this.listeners.perWorker ? (a: WorkerProcess, b: WorkerProcess) => b.slot - a.slot : (a: WorkerProcess, b: WorkerProcess) => a.age - b.age;
       for (const w of current.sort(order).slice(0, current.length - this.targetCount)) w.drain();
     }
-    // Retire old generations and recycled workers once their replacements serve.
+    // Retire old generations and recycled workers once their replacements serve. A generation
+    // serves once no older one takes new connections: after a reload (and systemd's READY=1),
+    // every new connection gets the new configuration.
     if (this.readyCount() >= this.targetCount) {
       for (const w of this.workers.values()) if (this.isRetiring(w) && w.state !== 'draining') w.drain();
-      if (this.readyGen !== this.gen && this.targetCount > 0) {
+      const olderAccept = [...this.workers.values()].some((w) => w.gen !== this.gen && !w.closed);
+      if (this.readyGen !== this.gen && this.targetCount > 0 && !olderAccept) {
         this.readyGen = this.gen;
         this.events.generationReady(this.gen);
       }
@@ -323,6 +326,9 @@ export class WorkerPool {
         // Only once the first generation served (until then nothing is replaced, only retried).
         if (this.readyGen < 0 || this.closed || !w.retire()) break;
         this.log.info(`Worker ${w.pid} ${m.reason}: replacing it`);
+        this.manage();
+        break;
+      case 'closed':
         this.manage();
         break;
       case 'hb':

@@ -101,6 +101,7 @@ export class WorkerProcess {
   readonly spawnedAt: number;
   private stateNow: WorkerState = 'booting';
   private retiringNow = false;
+  private closedNow = false;
   private lastBeatAt: number;
   private served = 0;
   /** When SIGABRT (or SIGKILL for a boot timeout) was sent; 0: never. */
@@ -124,6 +125,8 @@ export class WorkerProcess {
 
   get state(): WorkerState { return this.stateNow; }
   get retiring(): boolean { return this.retiringNow; }
+  /** Draining, it said it closed its listeners: no new connection reaches it. */
+  get closed(): boolean { return this.closedNow; }
   get requests(): number { return this.served; }
   get lastBeat(): number { return this.lastBeatAt; }
 
@@ -132,6 +135,7 @@ export class WorkerProcess {
     this.child.on('message', (m) => {
       this.lastBeatAt = Date.now();
       if (m.t === 'hb') this.served = m.requests;
+      if (m.t === 'closed') this.closedNow = true;
       if (m.t === 'metrics' && !m.final) this.answers.get(m.id)?.(m.data);
       else handler(m);
     });
