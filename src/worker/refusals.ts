@@ -19,11 +19,15 @@ function refusal(status: number, why: string): Refusal {
 export const REFUSED = Object.freeze({
   version: refusal(400, 'HTTP version other than 1.0 or 1.1'),
   asterisk: refusal(400, 'asterisk-form target on a method other than OPTIONS'),
+  fragment: refusal(400, 'a fragment (#) in the request target'),
+  backslash: refusal(400, 'a backslash in the path of the request target'),
+  absoluteForm: refusal(400, 'absolute-form target that is not http(s)://host[:port] without userinfo'),
   noHost: refusal(400, 'HTTP/1.1 request without Host'),
   badHost: refusal(400, 'invalid Host value'),
   host: refusal(400, 'more than one Host'),
   contentType: refusal(400, 'more than one Content-Type'),
   contentLength: refusal(400, 'more than one Content-Length'),
+  hugeLength: refusal(400, 'Content-Length beyond 2^53 - 1'),
   authorization: refusal(400, 'more than one Authorization'),
   proxyAuthorization: refusal(400, 'more than one Proxy-Authorization'),
   transferEncoding: refusal(400, 'more than one Transfer-Encoding'),
@@ -31,7 +35,9 @@ export const REFUSED = Object.freeze({
   chunkedHttp10: refusal(400, 'Transfer-Encoding in an HTTP/1.0 request'),
   notChunked: refusal(400, 'Transfer-Encoding whose final coding is not chunked'),
   coding: refusal(501, 'transfer coding other than chunked'),
+  expectation: refusal(417, 'an expectation other than 100-continue'),
   afterRefusal: refusal(400, 'request pipelined after a refused request'),
+  afterClose: refusal(400, 'request pipelined after a response that closes the connection'),
   trailer: refusal(400, 'forbidden trailer field'),
 });
 

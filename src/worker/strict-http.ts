@@ -8,13 +8,17 @@
 // or control bytes in fields, bad chunk sizes and extensions, HTTP/1.x versions beyond 1.1 and a
 // missing Host on HTTP/1.1. It lets these through, and this module refuses them (logged):
 //   - HTTP versions other than 1.0 and 1.1 (HTTP/0.9, HTTP/2.0 and up on the HTTP/1 parser),
-//   - an asterisk-form target (`*`) on a method other than OPTIONS,
+//   - an asterisk-form target (`*`) on a method other than OPTIONS, a fragment in the target, a
+//     backslash in its path, an absolute-form target that is not http(s)://host[:port],
 //   - more than one Host, a Host value that is not `host[:port]`, no Host on HTTP/1.1,
+//   - an expectation other than 100-continue (417), a Content-Length beyond 2^53 - 1,
 //   - a repeated singleton field (see SINGLETONS): Node keeps the first, a proxy may use the last,
 //   - Transfer-Encoding in an HTTP/1.0 request, repeated, with Content-Length, or with any coding
 //     but a lone `chunked` (400 when chunked is not final: RFC 9112 §6.3; 501 for a coding
 //     before it that we would have to decode: RFC 9112 §6.1),
-//   - any request pipelined behind a refused one on the same connection (smuggled bytes).
+//   - any request pipelined behind a refused one on the same connection (smuggled bytes), or
+//     behind a response already known to close the connection (Node's own 400 for no Host),
+// An absolute-form target that passes has its authority put in Host (RFC 9112 §3.2.2).
 // The checks read req.rawHeaders once, compare only names whose length matches a field of interest
 // and allocate nothing unless a request is refused or chunked.
 //
@@ -27,6 +31,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { WorkerSettings } from '../config/settings.js';
 import type { Logger } from '../logging/logger.js';
 import { ForbiddenTrailerError, OVER_LIMIT, REFUSED, type Refusal } from './refusals.js';
@@ -34,17 +39,39 @@ import { ForbiddenTrailerError, OVER_LIMIT, REFUSED, type Refusal } from './refu
 /** Gunicorn's request limits, as the settings name them; 0 is unlimited. */
 export type RequestLimits = Pick<WorkerSettings, 'limit_request_line' | 'limit_request_fields' | 'limit_request_field_size'>;
 
-/** Trailer fields refused (RFC 9110 §6.5.1): Gunicorn 26's list plus what Node merges into headers. */
+/**
+ * Trailer fields refused: Gunicorn 26's list, plus the rest of what RFC 9110 §6.5.1 names as
+ * needed before the content: framing and connection control, routing, request modifiers
+ * (conditionals, ranges, cache controls, Expect, Max-Forwards), authentication (with cookies) and
+ * how to process the content.
+ */
 export const FORBIDDEN_TRAILERS: ReadonlySet<string> = new Set([
   'host', 'content-length', 'transfer-encoding', 'trailer', 'te', 'authorization',
   'proxy-authorization', 'content-type', 'content-encoding',
+  'connection', 'keep-alive', 'upgrade', 'proxy-connection', 'expect', 'max-forwards',
+  'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range', 'range',
+  'cache-control', 'pragma', 'cookie', 'content-range', 'content-language', 'content-location',
 ]);
 
 /** Returned by checkRequest for an acceptable chunked request: its trailers need a guard. */
 export const CHUNKED = Symbol('tsgunicorn.chunked');
 /** Set on a connection once a request on it is refused: whatever follows on it is suspect. */
 const kRefused = Symbol('tsgunicorn.refused');
-type MarkedSocket = Socket & { [kRefused]?: true };
+/** A connection as Node's server sees it: the response being written on it (Node's own field). */
+type MarkedSocket = Socket & { [kRefused]?: true; _httpMessage?: (ServerResponse & { _last?: boolean }) | null };
+
+/**
+ * The server is closing the connection after an earlier response (ended, or still being written
+ * and marked last): Node's own refusals (400 for a missing Host) never reach screenRequest, so they
+ * mark nothing, yet Node parses and hands on what is pipelined behind them. RFC 9112 §9.6: a
+ * server that closes MUST NOT process further requests on the connection.
+ */
+function closingAfterEarlier(req: IncomingMessage): boolean {
+  const socket = req.socket as MarkedSocket;
+  if (socket.writableEnded) return true;
+  const earlier = socket._httpMessage;
+  return earlier !== undefined && earlier !== null && earlier.req !== req && earlier._last === true;
+}
 
 /** Bits of the singleton fields a request carries that the checks after the loop read. */
 const HOST = 1;
@@ -94,16 +121,141 @@ function sameField(name: string, lower: string, canon: string): boolean {
   return true;
 }
 
-/** uri-host [":" port]: reg-name, IPv4 or [IP-literal] characters (RFC 3986 §3.2.2). */
-const HOST_CHARS = new Uint8Array(128);
-for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&\'()*+,;=:[]') HOST_CHARS[c.charCodeAt(0)] = 1;
+/** reg-name characters (RFC 3986 §3.2.2): unreserved, sub-delims and the `%` of pct-encoded; IPv4 too. */
+const REG_NAME = new Uint8Array(128);
+for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&\'()*+,;=%') REG_NAME[c.charCodeAt(0)] = 1;
+/** What an IP-literal holds between its brackets: IPv6 (hex, `:`, `.`) or IPvFuture (`v`, then reg-name or `:`). */
+const IP_LITERAL = new Uint8Array(128);
+for (const c of '0123456789abcdefABCDEF:.vV') IP_LITERAL[c.charCodeAt(0)] = 1;
 
-function validHost(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
+}
+
+function isHex(c: number): boolean {
+  return isDigit(c) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66);
+}
+
+/** Where the host of `value` ends (at `:` or the end), or -1 when what is before is no uri-host. */
+function hostEnd(value: string, from: number, to: number): number {
+  if (value.charCodeAt(from) === 0x5b /* [ */) {
+    const close = value.indexOf(']', from);
+    if (close < from + 2 || close >= to) return -1;
+    for (let i = from + 1; i < close; i++) {
+      const c = value.charCodeAt(i);
+      if (c > 127 || (IP_LITERAL[c] === 0 && REG_NAME[c] === 0)) return -1;
+    }
+    return close + 1;
+  }
+  let i = from;
+  for (; i < to; i++) {
     const c = value.charCodeAt(i);
-    if (c > 127 || HOST_CHARS[c] === 0) return false;
+    if (c === 0x3a /* : */) break;
+    if (c > 127 || REG_NAME[c] === 0) return -1;
+    if (c === 0x25 /* % */ && !(isHex(value.charCodeAt(i + 1)) && isHex(value.charCodeAt(i + 2)))) return -1;
+  }
+  return i;
+}
+
+/**
+ * `value[from, to)` is uri-host [":" port] (RFC 9110 §7.2, RFC 3986 §3.2.2-3): a reg-name or IPv4
+ * address, or an IP literal in brackets, then an optional `:` and digits. Empty is valid (RFC 9112
+ * §3.2); `a:1:2`, `::1` unbracketed, `a:b`, `user@a` and `a/b` are not.
+ */
+export function validHost(value: string, from = 0, to = value.length): boolean {
+  let i = hostEnd(value, from, to);
+  if (i < 0) return false;
+  if (i === to) return true;
+  if (value.charCodeAt(i) !== 0x3a) return false;
+  for (i++; i < to; i++) if (!isDigit(value.charCodeAt(i))) return false;
+  return true;
+}
+
+/** A target other than origin-form (`/...`) and asterisk-form (`*`): absolute-form, here. */
+function isAbsoluteForm(url: string): boolean {
+  return url.charCodeAt(0) !== 0x2f /* / */ && url !== '*';
+}
+
+/** Where the authority of an absolute-form target starts: after `http://` or `https://`, any case; else -1. */
+function authorityStart(url: string): number {
+  const colon = url.indexOf('://');
+  const scheme = colon === 4 || colon === 5 ? url.slice(0, colon).toLowerCase() : '';
+  return scheme === 'http' || scheme === 'https' ? colon + 3 : -1;
+}
+
+/** Where the authority starting at `from` ends: at the path, the query or the end. */
+function authorityEnd(url: string, from: number): number {
+  for (let i = from; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 0x2f /* / */ || c === 0x3f /* ? */) return i;
+  }
+  return url.length;
+}
+
+/**
+ * An absolute-form target (RFC 9112 §3.2.2) is served only as http(s)://host[:port]: no other
+ * scheme, no userinfo (RFC 9110 §4.2.4: treat it as an error) and a host that is not empty (RFC
+ * 9110 §4.2.1: MUST reject).
+ */
+function validAbsoluteForm(url: string): boolean {
+  const from = authorityStart(url);
+  if (from < 0) return false;
+  const to = authorityEnd(url, from);
+  return to > from && url.charCodeAt(from) !== 0x3a && validHost(url, from, to);
+}
+
+/**
+ * RFC 9112 §3.2.2: an origin server given an absolute-form target MUST ignore the Host field and
+ * use the target's authority. The app reads Host (req.headers.host, rawHeaders), so the worker
+ * puts the authority there: the app and a proxy that routed on the target agree on the host.
+ */
+function useTargetAuthority(req: IncomingMessage): void {
+  const url = req.url!;
+  const from = authorityStart(url);
+  const authority = url.slice(from, authorityEnd(url, from));
+  const raw = req.rawHeaders;
+  let i = 0;
+  while (i < raw.length && !sameField(raw[i]!, 'host', 'Host')) i += 2;
+  if (i < raw.length) raw[i + 1] = authority;
+  else raw.push('Host', authority);
+  // Node builds req.headers and req.headersDistinct from rawHeaders once, when first read.
+  req.headers.host = authority;
+  req.headersDistinct.host = [authority];
+}
+
+/**
+ * A request target Node accepts but RFC 9112 §3.2 does not: a fragment (`#` is not in any form's
+ * grammar), or a backslash before the query, which WHATWG URL parsing (what apps use) reads as `/`
+ * while a proxy in front reads it as a byte: `/public\..\admin` would be two different paths.
+ */
+function badTarget(url: string): Refusal | null {
+  if (url.indexOf('#') !== -1) return REFUSED.fragment;
+  const backslash = url.indexOf('\\');
+  if (backslash !== -1) {
+    const query = url.indexOf('?');
+    if (query === -1 || backslash < query) return REFUSED.backslash;
+  }
+  if (isAbsoluteForm(url) && !validAbsoluteForm(url)) return REFUSED.absoluteForm;
+  return null;
+}
+
+/**
+ * An Expect value is fine when each of its members is `100-continue` (any case). Node answers 417
+ * itself when no member is; a list with another member (`100-continue, foo`) it would pass on
+ * after sending 100 Continue, so a client's expectation would silently go unmet.
+ */
+function metExpectation(value: string): boolean {
+  if (value === '100-continue') return true;
+  for (const member of value.split(',')) {
+    const m = member.trim().toLowerCase();
+    if (m !== '' && m !== '100-continue') return false;
   }
   return true;
+}
+
+/** Content-Length an app cannot turn into a Number without losing precision (RFC 9110 §8.6). */
+function hugeLength(value: string): boolean {
+  return value.length > 15 && Number(value) > Number.MAX_SAFE_INTEGER;
 }
 
 /** A lone `chunked` is fine; chunked twice or not last is a framing error; another coding is not ours. */
@@ -144,21 +296,29 @@ export function limitViolation(req: IncomingMessage, l: RequestLimits): Refusal 
  */
 export function checkRequest(req: IncomingMessage): Refusal | typeof CHUNKED | null {
   if ((req.socket as MarkedSocket)[kRefused] === true) return REFUSED.afterRefusal;
+  if (closingAfterEarlier(req)) return REFUSED.afterClose;
   const minor = req.httpVersionMinor;
   if (req.httpVersionMajor !== 1 || (minor !== 1 && minor !== 0)) return REFUSED.version;
-  if (req.url === '*' && req.method !== 'OPTIONS') return REFUSED.asterisk;
+  const url = req.url!;
+  if (url === '*' && req.method !== 'OPTIONS') return REFUSED.asterisk;
+  const target = badTarget(url);
+  if (target !== null) return target;
   const raw = req.rawHeaders;
   let seen = 0;
   let host = '';
   let coding = '';
+  let length = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
+    // Node checks Expect only on HTTP/1.1; RFC 9110 §10.1.1 has HTTP/1.0's ignored.
+    if (name.length === 6 && minor === 1 && sameField(name, 'expect', 'Expect') && !metExpectation(raw[i + 1]!)) return REFUSED.expectation;
     const field = SINGLETON_BY_LENGTH[name.length];
     if (field === undefined || !sameField(name, field.lower, field.canon)) continue;
     if (seen & field.bit) return field.refusal;
     seen |= field.bit;
     if (field.bit === HOST) host = raw[i + 1]!;
     else if (field.bit === TRANSFER_ENCODING) coding = raw[i + 1]!;
+    else if (field.bit === CONTENT_LENGTH) length = raw[i + 1]!;
   }
   if (seen & HOST) {
     if (!validHost(host)) return REFUSED.badHost;
@@ -170,6 +330,7 @@ export function checkRequest(req: IncomingMessage): Refusal | typeof CHUNKED | n
     if (minor === 0) return REFUSED.chunkedHttp10;
     return transferCoding(coding);
   }
+  if (hugeLength(length)) return REFUSED.hugeLength;
   return null;
 }
 
@@ -196,6 +357,29 @@ export function writeRefusal(res: ServerResponse, r: Refusal, appHolds: Socket |
     appHolds.write(`HTTP/1.1 ${r.status} ${r.reason}\r\nConnection: close\r\nContent-Type: text/plain\r\n`
       + `Content-Length: ${r.reason.length + 1}\r\n\r\n${r.reason}\n`);
   }
+}
+
+/** What Node's default clientError handling answers, by the parser's error code (400 otherwise). */
+const CLIENT_ERROR_ANSWERS: Readonly<Record<string, string>> = {
+  HPE_HEADER_OVERFLOW: 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n',
+  ERR_HTTP_REQUEST_TIMEOUT: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n',
+};
+const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+
+/**
+ * A server's 'clientError' listener: Node's default answer to a connection its parser gave up on,
+ * except for bytes after a request that closes its connection (`Connection: close`, HTTP/1.0
+ * without keep-alive). llhttp calls those an error (HPE_CLOSED_CONNECTION) and Node's default then
+ * writes 400 in place of the response the app is still producing, and destroys the connection.
+ * RFC 9112 §9.6 wants that response sent, then the connection closed, and nothing after the
+ * request processed: the bytes are ignored and Node closes the connection after the response.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (err.code === 'HPE_CLOSED_CONNECTION' && inFlight) return;
+  if (socket.writable && (!inFlight || !inFlight.headersSent)) socket.write(CLIENT_ERROR_ANSWERS[err.code ?? ''] ?? BAD_REQUEST);
+  socket.destroy(err);
 }
 
 /** Logs a refusal under the strict rules and marks its connection: what follows on it is refused too. */
@@ -235,12 +419,12 @@ export function screenRequest(req: IncomingMessage, res: ServerResponse, limits:
     return true;
   }
   const verdict = checkRequest(req);
-  if (verdict === null) return false;
-  if (verdict === CHUNKED) {
-    guardTrailers(req, res, log);
-    return false;
+  if (verdict !== null && verdict !== CHUNKED) {
+    markRefused(req, verdict.why, log);
+    writeRefusal(res, verdict);
+    return true;
   }
-  markRefused(req, verdict.why, log);
-  writeRefusal(res, verdict);
-  return true;
+  if (verdict === CHUNKED) guardTrailers(req, res, log);
+  if (isAbsoluteForm(req.url!)) useTargetAuthority(req);
+  return false;
 }
