@@ -1,18 +1,10 @@
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect, type PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 import { fixture, freePort, runCli, start, tempDir, waitUntil } from './helpers/daemon.js';
-
-function selfSigned(dir: string, name: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
-    '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  return { cert, key };
-}
+import { selfSigned } from './helpers/tls.js';
 
 function httpsGet(port: number, ca: string): Promise<{ body: string; cert: PeerCertificate }> {
   return new Promise((resolve, reject) => {

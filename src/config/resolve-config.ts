@@ -11,7 +11,7 @@ import { ConfigError } from '../core/errors.js';
 import { parseBind, type BindAddress } from '../sockets/address.js';
 import { resolveIdentity, type Identity } from './identity.js';
 import { loadSettings, type LoadedSettings } from './load-settings.js';
-import type { Settings } from './settings.js';
+import { parseHttpProtocols, type Settings } from './settings.js';
 import { checkTls } from './tls.js';
 
 export interface ResolvedConfig {
@@ -46,6 +46,10 @@ export async function resolveLoaded(loaded: LoadedSettings, startDir: string): P
   const metricsBind = s.metrics_bind === null ? null : parseBind(s.metrics_bind, startDir);
   if (s.chdir !== null) checkDirectory(s.chdir);
   if (s.proxy_protocol && s.certfile !== null) throw new ConfigError('proxy_protocol: not with certfile: terminate TLS at the balancer, or send plain HTTP with the PROXY header');
+  if (s.http2_cleartext !== 'off' && s.certfile !== null) throw new ConfigError('http2_cleartext: not with certfile: over TLS, HTTP/2 is negotiated (http_protocols = "h2,h1")');
+  if (parseHttpProtocols(s.http_protocols).includes('h2') && s.certfile === null && s.http2_cleartext === 'off') {
+    throw new ConfigError('http_protocols: h2 needs TLS (certfile and keyfile), or http2_cleartext = "prior-knowledge" behind a proxy');
+  }
   await checkTls(s);
   const identity = resolveIdentity(s);
   return { settings: s, explicit: loaded.explicit, app, binds, metricsBind, identity, appDir: s.chdir ?? startDir };

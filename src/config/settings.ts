@@ -7,6 +7,16 @@ import { parseBind } from '../sockets/address.js';
 import { parseAllowList } from '../sockets/allow-list.js';
 import type { SettingSpec } from './setting-types.js';
 
+/** The protocols of http_protocols, in order; throws ConfigError on anything but h1 and h2, once each. */
+export function parseHttpProtocols(text: string): ('h1' | 'h2')[] {
+  const out: ('h1' | 'h2')[] = [];
+  for (const p of text.split(',').map((e) => e.trim().toLowerCase())) {
+    if ((p !== 'h1' && p !== 'h2') || out.includes(p)) throw new ConfigError(`http_protocols: expected a list of h1 and h2 (e.g. "h2,h1"), got ${JSON.stringify(text)}`);
+    out.push(p);
+  }
+  return out;
+}
+
 function defaultWorkers(): number {
   const env = process.env['WEB_CONCURRENCY'];
   if (env && /^\d+$/.test(env) && Number(env) > 0) return Number(env);
@@ -141,12 +151,29 @@ export const SETTINGS = [
 
   { name: 'forwarded_allow_ips', section: 'Load balancers', cli: ['--forwarded-allow-ips'], metavar: 'LIST', type: 'string', default: '127.0.0.1,::1',
     validate: (v: string) => { parseAllowList('forwarded_allow_ips', v); },
-    help: 'Peers (comma-separated addresses or networks, `*` for any) whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: the access log\'s `%(h)s` is then the client they name. From any other peer both headers are removed before the app sees the request, so an app may trust them (Express `trust proxy`, Koa `app.proxy`).' },
+    help: 'Peers (comma-separated addresses or networks, `*` for any) whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: the access log\'s `%(h)s` is then the client they name. From any other peer both headers are removed before the app sees the request, so an app may trust them (Express `trust proxy`, Koa `app.proxy`). A peer on a unix socket is trusted, as in Gunicorn.' },
   { name: 'proxy_protocol', section: 'Load balancers', cli: ['--proxy-protocol'], type: 'bool', default: false,
     help: 'Expect a PROXY protocol header (v1 or v2, as HAProxy and AWS NLB send it) on every connection: the connection\'s remote address is then the client it names, for the app and the access log. Plain HTTP binds only (not with `certfile`).' },
   { name: 'proxy_allow_ips', section: 'Load balancers', cli: ['--proxy-allow-ips', '--proxy-allow-from'], metavar: 'LIST', type: 'string', default: '127.0.0.1,::1',
     validate: (v: string) => { parseAllowList('proxy_allow_ips', v); },
-    help: 'Peers (comma-separated addresses or networks, `*` for any) allowed to send a PROXY protocol header; a connection from another, or with a malformed header, or none within `header_timeout`, is closed and counted (`tsgunicorn_proxy_protocol_rejected_total`).' },
+    help: 'Peers (comma-separated addresses or networks, `*` for any) allowed to send a PROXY protocol header; a connection from another, or with a malformed header, or none within `header_timeout`, is closed and counted (`tsgunicorn_proxy_protocol_rejected_total`). A peer on a unix socket is allowed.' },
+
+  // HTTP/2
+  { name: 'http_protocols', section: 'HTTP/2', cli: ['--http-protocols'], metavar: 'LIST', type: 'string', default: 'h1',
+    validate: (v: string) => { parseHttpProtocols(v); },
+    help: 'Protocols offered over TLS, by preference (ALPN): `h1`, or `h2,h1` to serve HTTP/2 as well (`h2` alone refuses clients without it). HTTP/2 needs `certfile`, or `http2_cleartext` behind a proxy.' },
+  { name: 'http2_cleartext', section: 'HTTP/2', cli: ['--http2-cleartext'], metavar: 'MODE', type: 'choice', default: 'off', choices: ['off', 'prior-knowledge'],
+    help: '`prior-knowledge`: a plain-HTTP connection from a peer in `forwarded_allow_ips` (or on a unix socket) that opens with the HTTP/2 preface is served as HTTP/2 (h2c, as HAProxy and Envoy speak it to backends); every other connection is HTTP/1.x. Never expose such a port to the internet.' },
+  { name: 'http2_max_concurrent_streams', section: 'HTTP/2', cli: ['--http2-max-concurrent-streams'], metavar: 'INT', type: 'int', default: 100, min: 1,
+    help: 'Streams a client may have open at once on one HTTP/2 connection.' },
+  { name: 'http2_initial_window_size', section: 'HTTP/2', cli: ['--http2-initial-window-size'], metavar: 'BYTES', type: 'int', default: 65535, min: 0,
+    validate: (v: number) => { if (v > 2 ** 31 - 1) throw new ConfigError(`http2_initial_window_size: at most 2147483647, got ${v}`); },
+    help: 'A stream\'s flow-control window for request bodies: how much a client may send before the app reads.' },
+  { name: 'http2_max_frame_size', section: 'HTTP/2', cli: ['--http2-max-frame-size'], metavar: 'BYTES', type: 'int', default: 16384, min: 16384,
+    validate: (v: number) => { if (v > 16777215) throw new ConfigError(`http2_max_frame_size: at most 16777215, got ${v}`); },
+    help: 'The largest frame payload the server accepts.' },
+  { name: 'http2_max_header_list_size', section: 'HTTP/2', cli: ['--http2-max-header-list-size'], metavar: 'BYTES', type: 'int', default: 65536, min: 1024,
+    help: 'The largest header list (decoded, as HTTP/2 counts it) a request may have; the request limits (`limit_request_*`) apply as well.' },
 
   // Upgrades
   { name: 'upgrade_handoff', section: 'Upgrades', cli: ['--upgrade-handoff'], metavar: 'MODE', type: 'choice', default: 'auto',

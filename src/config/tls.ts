@@ -5,9 +5,9 @@ import { readFileSync } from 'node:fs';
 import type { SecureVersion } from 'node:tls';
 import type { ServerOptions } from 'node:https';
 import { ConfigError } from '../core/errors.js';
-import type { WorkerSettings } from './settings.js';
+import { parseHttpProtocols, type WorkerSettings } from './settings.js';
 
-type TlsSettings = Pick<WorkerSettings, 'certfile' | 'keyfile' | 'ca_certs' | 'cert_reqs' | 'ciphers' | 'tls_min_version'>;
+type TlsSettings = Pick<WorkerSettings, 'certfile' | 'keyfile' | 'ca_certs' | 'cert_reqs' | 'ciphers' | 'tls_min_version' | 'http_protocols'>;
 
 function read(setting: string, file: string): Buffer {
   try {
@@ -34,6 +34,9 @@ export function tlsOptions(s: TlsSettings): ServerOptions | null {
   };
   if (s.ca_certs !== null) opts.ca = read('ca_certs', s.ca_certs);
   if (s.ciphers !== null) opts.ciphers = s.ciphers;
+  // ALPN, in the order of preference given, once HTTP/2 is offered (http2.ts serves those sessions).
+  const protocols = parseHttpProtocols(s.http_protocols);
+  if (protocols.includes('h2')) opts.ALPNProtocols = protocols.map((p) => (p === 'h2' ? 'h2' : 'http/1.1'));
   return opts;
 }
 

@@ -7,7 +7,10 @@ import { BlockList, isIP } from 'node:net';
 import { ConfigError } from '../core/errors.js';
 
 export interface AllowList {
-  /** Whether `address` (a socket's remoteAddress) is on the list. */
+  /**
+   * Whether `address` (a socket's remoteAddress) is on the list. A peer on a unix socket (no
+   * address) is, as in Gunicorn: who may connect is up to the socket file's permissions.
+   */
   allows(address: string | undefined): boolean;
 }
 
@@ -31,6 +34,7 @@ export function parseAllowList(setting: string, text: string): AllowList {
   }
   return {
     allows: (address) => {
+      if (address === undefined) return true;
       if (!address) return false;
       const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
       const a = mapped ? mapped[1]! : address;

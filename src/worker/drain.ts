@@ -12,11 +12,17 @@
 //   4. exit once the last connection is gone, or when graceful_timeout runs out; then WebSockets
 //      still open get a close frame with code 1001 (going away) before the worker exits.
 //
+// An HTTP/2 session instead gets GOAWAY in two steps (RFC 9113 §6.8): first one that names the
+// highest stream id possible, so the client opens no more streams, then, once it answered a PING
+// (so every stream it opened before reading the first GOAWAY has arrived), the real one; the
+// streams open then finish and the session closes.
+//
 // Upgraded connections are invisible to http.Server once handed to the app, so watchUpgrades()
 // records the WebSocket ones as the app accepts them.
 
 import { Server as NetServer, type Socket } from 'node:net';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { ServerHttp2Session } from 'node:http2';
 import type { Duplex } from 'node:stream';
 
 /** Emitted on each of the worker's http.Servers when the worker starts draining. */
@@ -104,12 +110,30 @@ async function closeWebSockets(servers: readonly Server[]): Promise<void> {
   for (const s of open) s.destroy();
 }
 
+/** How long a session told to go away gets to answer the PING before the final GOAWAY is sent anyway. */
+const GOAWAY_PING_WAIT_MS = 2000;
+const kGoingAway = Symbol('tsgunicorn.goingAway');
+
+/** Closes an HTTP/2 session gracefully with the two-step GOAWAY; once per session. */
+export function goAway(session: ServerHttp2Session & { [kGoingAway]?: true }): void {
+  if (session.closed || session.destroyed || session[kGoingAway]) return;
+  session[kGoingAway] = true;
+  session.goaway(0, 2 ** 31 - 1);
+  const timer = setTimeout(() => session.close(), GOAWAY_PING_WAIT_MS);
+  const close = (): void => { clearTimeout(timer); session.close(); };
+  if (!session.ping(close)) close();
+}
+
 export class Drain {
   /** Connections that have carried a request, until they close. */
   private readonly connections = new Set<Socket>();
+  /** HTTP/2 sessions, until they close. */
+  private readonly sessions = new Set<ServerHttp2Session>();
   /** True once draining: every response from now on closes its connection. */
   closing = false;
   private started = false;
+  /** Draining or in lame duck: every HTTP/2 session is told to go away. */
+  private goingAway = false;
 
   constructor(private readonly servers: readonly Server[]) {}
 
@@ -136,6 +160,24 @@ export class Drain {
     }
   }
 
+  /** An HTTP/2 session opened: told to go away at once if the worker is already on its way out. */
+  addSession(session: ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    if (this.goingAway) goAway(session);
+  }
+
+  /** Lame duck: responses close their connections and sessions go away, while the worker still accepts. */
+  lameDuck(): void {
+    this.closing = true;
+    this.goAwayAll();
+  }
+
+  private goAwayAll(): void {
+    this.goingAway = true;
+    for (const session of this.sessions) goAway(session);
+  }
+
   /** The responses the app has not ended yet on a connection, in the order they go out. */
   private pending(c: Connection): ServerResponse[] {
     const out = new Set<ServerResponse>();
@@ -152,6 +194,7 @@ export class Drain {
   start(timeoutMs: number): Promise<'drained' | 'timeout'> {
     this.started = true;
     this.closing = true;
+    this.goAwayAll();
     // The last response due on each connection closes it (an earlier one would cut off the
     // responses pipelined behind it); one whose head is already out leaves it to the handler
     // (the next request on it) or to the keep-alive timeout.

@@ -9,10 +9,11 @@ import type { WorkerSettings } from '../config/settings.js';
 import type { AccessEntry } from '../logging/access-log.js';
 import type { Logger } from '../logging/logger.js';
 import { Drain } from './drain.js';
-import { HANDLER_THREW } from './refusals.js';
-import { maxHeaderSize, screenRequest, writeRefusal } from './strict-http.js';
+import { HANDLER_THREW, type Refusal } from './refusals.js';
+import { answerClientError, maxHeaderSize, screenRequest, writeRefusal } from './strict-http.js';
 import { tlsOptions } from '../config/tls.js';
-import { parseAllowList } from '../sockets/allow-list.js';
+import { parseAllowList, type AllowList } from '../sockets/allow-list.js';
+import { parseHttpProtocols } from '../config/settings.js';
 import { forwardedClient } from './forwarded.js';
 import { acceptProxyProtocol, type ProxyRejection } from './proxy-protocol.js';
 
@@ -42,6 +43,11 @@ function headFromArgs(args: unknown[], name: string): string | string[] | number
   return undefined;
 }
 
+/** A request node:http2 delivers (an HTTP/1 request line saying HTTP/2.0 is refused by strict-http.ts). */
+function isHttp2(req: IncomingMessage): boolean {
+  return (req as IncomingMessage & { stream?: unknown }).stream !== undefined;
+}
+
 function withAccessLog(res: ServerResponse, req: IncomingMessage, client: string | undefined, write: (e: AccessEntry) => void): void {
   const start = process.hrtime.bigint();
   let bytes = 0;
@@ -59,12 +65,45 @@ function withAccessLog(res: ServerResponse, req: IncomingMessage, client: string
     count(chunk, rest[0]);
     return (origWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as ServerResponse['write'];
+  // HTTP/2's compatibility end() writes its chunk with write(), counted there.
+  const endCounts = !isHttp2(req);
   res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (typeof chunk !== 'function') count(chunk, rest[0]);
+    if (endCounts && typeof chunk !== 'function') count(chunk, rest[0]);
     return (origEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as ServerResponse['end'];
   const outHeader = (name: string): string | string[] | number | undefined => res.getHeader(name) ?? headFromArgs(headArgs, name);
   res.once('finish', () => write({ req, res, client, start, end: process.hrtime.bigint(), when: new Date(), bytes, outHeader }));
+}
+
+/** How a worker serves HTTP/2, when it does: node:http2 loads only then. */
+interface Http2Serving {
+  /** Hands the server's HTTP/2 connections to the one HTTP/2 server (made at the first call). */
+  route(server: Server, handler: RequestListener, drain: Drain, trusted: AllowList): void;
+  /** Answers a request the rules refuse (true), before the app sees it. */
+  screen(req: IncomingMessage, res: ServerResponse): boolean;
+  refuse(res: ServerResponse, r: Refusal): void;
+}
+
+async function http2Serving(s: WorkerSettings, tls: boolean): Promise<Http2Serving | null> {
+  const alpn = tls && parseHttpProtocols(s.http_protocols).includes('h2');
+  const priorKnowledge = !tls && s.http2_cleartext === 'prior-knowledge';
+  if (!alpn && !priorKnowledge) return null;
+  const h2 = await import('./http2.js');
+  let server: ReturnType<typeof h2.createHttp2Server> | null = null;
+  return {
+    route(listener, handler, drain, trusted) {
+      server ??= h2.createHttp2Server(s, handler, drain);
+      if (alpn) h2.routeAlpn(listener, server, parseHttpProtocols(s.http_protocols).includes('h1'));
+      else h2.routePriorKnowledge(listener, server, trusted, s.header_timeout * 1000);
+    },
+    screen(req, res) {
+      h2.hostFromAuthority(req);
+      const refused = h2.checkHttp2Request(req, s);
+      if (refused !== null) h2.refuseHttp2(res, refused);
+      return refused !== null;
+    },
+    refuse: h2.refuseHttp2,
+  };
 }
 
 export interface Served {
@@ -79,21 +118,29 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
   const servers: Server[] = [];
   const drain = new Drain(servers);
   drain.closing = s.keepalive === 0;
+  const tls = tlsOptions(s);
+  const h2 = await http2Serving(s, tls !== null);
   let requests = 0;
   const handler: RequestListener = (req, res) => {
     onRequest(++requests);
     const client = forwardedClient(req, forwarded);
     if (access) withAccessLog(res, req, client, access);
     if (observe) observe(req, res);
-    if (screenRequest(req, res, s, log)) return;
-    if (drain.closing) res.setHeader('Connection', 'close');
-    drain.track(req.socket, res);
+    const http2 = isHttp2(req);
+    if (http2) {
+      if (h2!.screen(req, res)) return;
+    } else {
+      if (screenRequest(req, res, s, log)) return;
+      if (drain.closing) res.setHeader('Connection', 'close');
+      drain.track(req.socket, res);
+    }
     try {
       app(req, res);
     } catch (err) {
       log.error(`Error handling request ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`);
-      if (!res.headersSent) writeRefusal(res, HANDLER_THREW);
-      else res.destroy();
+      if (res.headersSent) res.destroy();
+      else if (http2) h2!.refuse(res, HANDLER_THREW);
+      else writeRefusal(res, HANDLER_THREW);
     }
   };
   const common: ServerOptions = {
@@ -106,7 +153,6 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     insecureHTTPParser: false,
     requireHostHeader: true,
   };
-  const tls = tlsOptions(s);
   // node:https (and with it tls and crypto) loads only when TLS is on: ~10 ms of every worker's start.
   const https = tls ? await import('node:https') : null;
   for (let i = 0; i < fdCount; i++) {
@@ -115,6 +161,8 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     // Node answers 400 itself past maxHeadersCount; keep it above our limit so we can answer 431.
     server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
     server.maxConnections = s.worker_connections;
+    server.on('clientError', answerClientError);
+    h2?.route(server, handler, drain, forwarded);
     if (proxies) acceptProxyProtocol(server, proxies, s.header_timeout * 1000, opts.proxyRejected);
     servers.push(server);
   }

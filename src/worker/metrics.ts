@@ -10,8 +10,8 @@ export class WorkerMetrics {
   readonly registry = new Registry();
   private readonly requests = new Counter({
     name: 'tsgunicorn_http_requests_total',
-    help: 'HTTP requests answered, by status class',
-    labelNames: ['status_class'],
+    help: 'HTTP requests answered, by status class and protocol (HTTP/1.0, HTTP/1.1, HTTP/2.0)',
+    labelNames: ['status_class', 'protocol'],
     registers: [this.registry],
   });
   private readonly duration = new Histogram({
@@ -33,10 +33,10 @@ export class WorkerMetrics {
   }
 
   /** Call when a request arrives; records it when its response finishes. */
-  observe(_req: IncomingMessage, res: ServerResponse): void {
+  observe(req: IncomingMessage, res: ServerResponse): void {
     const start = process.hrtime.bigint();
     res.once('finish', () => {
-      this.requests.inc({ status_class: `${Math.floor(res.statusCode / 100)}xx` });
+      this.requests.inc({ status_class: `${Math.floor(res.statusCode / 100)}xx`, protocol: `HTTP/${req.httpVersion}` });
       this.duration.observe(Number(process.hrtime.bigint() - start) / 1e9);
     });
   }

@@ -9,6 +9,7 @@
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Server } from 'node:http';
 import type { AllowList } from '../sockets/allow-list.js';
+import { judgeFirstBytes, routeConnections } from './first-bytes.js';
 
 export interface ProxySource {
   readonly address: string;
@@ -109,40 +110,25 @@ export type ProxyRejection = 'peer' | 'malformed' | 'timeout';
  * hears each connection closed, with the kind and what was wrong.
  */
 export function acceptProxyProtocol(server: Server, allow: AllowList, timeoutMs: number, rejected: (kind: ProxyRejection, why: string) => void): void {
-  const http = server.listeners('connection') as ((socket: Socket) => void)[];
-  server.removeAllListeners('connection');
   const reject = (socket: Socket, kind: ProxyRejection, why: string): void => {
     rejected(kind, `${why} (from ${socket.remoteAddress})`);
     socket.destroy();
   };
-  server.on('connection', (socket: Socket) => {
+  const judge = (buf: Buffer): ProxyHeader | ProxyError | undefined => {
+    const header = parseProxyHeader(buf);
+    return header === 'incomplete' ? undefined : header;
+  };
+  routeConnections(server, 'connection', (socket, next) => {
     if (!allow.allows(socket.remoteAddress)) return reject(socket, 'peer', 'peer not in proxy_allow_ips');
-    let buf: Buffer = Buffer.alloc(0);
-    const ignore = (): void => { /* reset before the header: the timer or close cleans up */ };
-    const timer = setTimeout(() => reject(socket, 'timeout', 'no PROXY header within header_timeout'), timeoutMs);
-    const done = (): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('error', ignore);
-      socket.off('close', done);
-    };
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      const header = parseProxyHeader(buf);
-      if (header === 'incomplete') return;
-      done();
+    judgeFirstBytes(socket, timeoutMs, judge, (header, buf) => {
       if ('error' in header) return reject(socket, 'malformed', header.error);
-      socket.pause();
       if (header.source) {
         const { address, port, family } = header.source;
         Object.defineProperties(socket, { remoteAddress: { value: address }, remotePort: { value: port }, remoteFamily: { value: family } });
       }
       if (buf.length > header.length) socket.unshift(buf.subarray(header.length));
-      for (const listener of http) listener.call(server, socket);
+      next(socket);
       socket.resume();
-    };
-    socket.on('error', ignore);
-    socket.on('close', done);
-    socket.on('data', onData);
+    }, () => reject(socket, 'timeout', 'no PROXY header within header_timeout'));
   });
 }

@@ -97,7 +97,7 @@ export class Worker {
     process.on('message', (m: MasterMessage) => {
       if (m.t !== 'lame-duck') return;
       this.lameDuck = true;
-      if (this.drain) this.drain.closing = true;
+      this.drain?.lameDuck();
     });
     process.on('uncaughtException', (err) => this.fatal('Uncaught exception', err));
     process.on('unhandledRejection', (reason) => this.fatal('Unhandled rejection', reason));
@@ -138,7 +138,7 @@ export class Worker {
     });
     if (this.stopping || !process.connected) return this.stop(true);
     this.drain = drain;
-    if (this.lameDuck) drain.closing = true;
+    if (this.lameDuck) drain.lameDuck();
     // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
     if (app.onServer) for (const srv of servers) { watchUpgrades(srv); await app.onServer(srv); }
     await Promise.all(servers.map((srv, i) => this.listen(srv, this.init.fds[i]!)));
@@ -181,7 +181,9 @@ export class Worker {
     if (this.stopping && graceful) return;
     this.stopping = true;
     if (graceful && this.drain) {
-      const how = await this.drain.start(this.s.graceful_timeout * 1000);
+      const drained = this.drain.start(this.s.graceful_timeout * 1000);
+      send({ t: 'closed' });
+      const how = await drained;
       if (how === 'timeout') this.log.warning(`Worker ${process.pid}: graceful_timeout reached with connections open`);
     } else if (!graceful) {
       await runHook(this.hooks, 'worker_int', this.log, this.self);
