@@ -93,3 +93,42 @@ needing(lacksHaproxy(), 'the PROXY protocol from HAProxy (skipped)', () => {
     });
   }
 });
+
+needing(lacksHaproxy(), 'deploys behind HAProxy (skipped)', () => {
+  // resets: client connections HAProxy 2.6 resets between requests, logging no request, when its
+  // h2 connection to the backend goes away (a few in 10,000, seen only with proto h2; every request
+  // it forwarded was answered 200). Not root-caused: docs/reliability.md#http2 says so.
+  const protocols = {
+    'HTTP/1.1': { options: '', flags: [], logged: /"GET \/ HTTP\/1\.1" 200 /, resets: 0 },
+    'h2c (proto h2)': { options: 'proto h2 check-proto h1', flags: ['--http2-cleartext', 'prior-knowledge'], logged: /"GET \/ HTTP\/2\.0" 200 /, resets: 0.002 },
+  };
+  for (const [pname, p] of Object.entries(protocols)) {
+    for (const sig of ['SIGHUP', 'SIGUSR2'] as const) {
+      test.serial(`behind HAProxy speaking ${pname} to the backend (retries 0): ${sig.slice(3)} under load, every request HAProxy forwards is answered 200, the instance stays UP${p.resets ? ', and HAProxy resets at most 0.2 % of its clients' : ', and no request fails'}`, async (t) => {
+        t.timeout(120_000);
+        const b: Backend = { name: 'a', port: await freePort(), healthPort: await freePort(), options: p.options };
+        const pidfile = join(tempDir(), 'master.pid');
+        const d = start(t, ['-w', '2', '-b', `127.0.0.1:${b.port}`, '--metrics-bind', `127.0.0.1:${b.healthPort}`, ...p.flags, '--access-logfile', '-', '--pid', pidfile, fixture('app.mjs')]);
+        trackAll(t, pidfile);
+        await d.waitReady();
+        const lb = await startHaproxy(t, [b]);
+        const load = new Load(`http://127.0.0.1:${lb.port}/`, 20, { fresh: 4 });
+        t.teardown(() => { void load.stop(); });
+        await waitUntil('load through HAProxy', () => load.served > 500 && load.freshOk > 50, 20_000);
+        t.regex(d.output, p.logged, `HAProxy speaks ${pname} to the workers`);
+        const before = load.served;
+        d.signal(sig);
+        await loggedAt(d, sig === 'SIGHUP' ? /Reloaded: 2 new worker/ : /Upgrade complete/);
+        await sleep(3000);
+        await waitUntil('load after the deploy', () => load.served > before + 1000, 20_000);
+        const r = await load.stop();
+        const notOk = lb.events.filter((e) => /"GET/.test(e.line) && !/ 200 \d+ - - ---- /.test(e.line)).map((e) => e.line);
+        t.log(`${r.ok} served, ${r.failed} failed through HAProxy over ${pname}`, r.errors, lb.events.filter((e) => /Server app/.test(e.line)).map((e) => e.line), notOk.slice(0, 4));
+        t.deepEqual(notOk, [], 'every request HAProxy forwarded was answered 200, and the instance stayed UP');
+        const resets = r.errors['ECONNRESET'] ?? 0;
+        t.is(r.failed - resets, 0, JSON.stringify(r.errors));
+        t.true(resets <= Math.ceil(p.resets * (r.ok + r.failed)), `${resets} resets by HAProxy`);
+      });
+    }
+  }
+});

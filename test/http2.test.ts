@@ -131,38 +131,88 @@ for (const [tname, tr] of Object.entries(TRANSPORTS)) {
   }
 }
 
-/** The daemon's old workers and master are gone after `sig` (HUP: a reload; USR2: an upgrade). */
-async function deploy(d: Daemon, sig: 'SIGHUP' | 'SIGUSR2', pidfile: string): Promise<void> {
-  const old = d.workers();
-  d.signal(sig);
-  if (sig === 'SIGHUP') {
-    await d.waitForLog(/Reloaded: 2 new worker/, 30000);
-    await waitUntil('old workers gone', () => old.every((p) => !alive(p)), 30000);
-  } else {
-    await d.waitForLog(/Upgrade complete/, 30000);
-    await waitUntil('the old master gone', () => !alive(d.pid) && pidIn(pidfile) !== d.pid, 40000);
-  }
+/** A deploy or a retirement of workers, done once its old workers (or master) are gone. */
+interface Operation {
+  /** Workers to start with, and more flags. */
+  readonly start: number;
+  readonly flags: readonly string[];
+  run(d: Daemon, pidfile: string): Promise<void>;
+  /** How many sessions the old workers close at least, and how many workers serve in all. */
+  readonly closes: number;
+  readonly workers: number;
 }
 
+const gone = (pids: number[]): Promise<void> => waitUntil('the old workers gone', () => pids.every((p) => !alive(p)), 40000);
+
+const OPERATIONS: Record<string, Operation> = {
+  HUP: {
+    start: 2,
+    flags: [],
+    async run(d) {
+      const old = d.workers();
+      d.signal('SIGHUP');
+      await d.waitForLog(/Reloaded: 2 new worker/, 30000);
+      await gone(old);
+    },
+    closes: 20,
+    workers: 3,
+  },
+  USR2: {
+    start: 2,
+    flags: [],
+    async run(d, pidfile) {
+      d.signal('SIGUSR2');
+      await d.waitForLog(/Upgrade complete/, 30000);
+      await waitUntil('the old master gone', () => !alive(d.pid) && pidIn(pidfile) !== d.pid, 40000);
+    },
+    closes: 20,
+    workers: 3,
+  },
+  // One worker holds every session; TTIN adds a younger one, and TTOU retires the oldest.
+  'TTIN then TTOU': {
+    start: 1,
+    flags: [],
+    async run(d) {
+      const [first] = d.workers();
+      d.signal('SIGTTIN');
+      await d.waitWorkers(2);
+      d.signal('SIGTTOU');
+      await gone([first!]);
+    },
+    closes: 20,
+    workers: 2,
+  },
+  'max_requests recycling': {
+    start: 2,
+    flags: ['--max-requests', '3000'],
+    async run(d) {
+      const m = await d.waitForLog(/Worker (\d+) served \d+ requests \(max_requests\): replacing it/, 30000);
+      await gone([Number(m[1])]);
+    },
+    closes: 1,
+    workers: 3,
+  },
+};
+
 for (const [tname, tr] of Object.entries(TRANSPORTS)) {
-  for (const sig of ['SIGHUP', 'SIGUSR2'] as const) {
-    test.serial(`${tname}: ${sig.slice(3)} under an h2 load of 20 sessions x 10 streams fails no stream, and every session the server closes gets GOAWAY first`, async (t) => {
+  for (const [oname, op] of Object.entries(OPERATIONS)) {
+    test.serial(`${tname}: ${oname} under an h2 load of 20 sessions x 10 streams fails no stream, and every session the server closes gets GOAWAY first`, async (t) => {
       const dir = setUp();
       const port = await freePort();
       const pidfile = join(dir, 'pid');
-      const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pidfile, ...tr.flags(dir), fixture('app.mjs')]);
+      const d = start(t, ['-w', String(op.start), '-b', `127.0.0.1:${port}`, '-p', pidfile, ...op.flags, ...tr.flags(dir), fixture('app.mjs')]);
       await d.waitReady();
       const load = new H2Load(`${tr.scheme}://127.0.0.1:${port}`, 20, 10, tr.client(dir));
       await waitUntil('load running', () => load.served > 1000, 30000);
-      await deploy(d, sig, pidfile);
+      await op.run(d, pidfile);
       const after = load.served;
-      await waitUntil('served after the deploy', () => load.served > after + 1000, 30000);
+      await waitUntil('served after it', () => load.served > after + 1000, 30000);
       const r = await load.stop();
       t.log(`${r.ok} streams answered, ${r.failed} failed, ${r.refused} refused by the client at a GOAWAY and sent again`, r.errors, `${r.sessionsClosed} sessions closed by the server, ${r.closedAfterGoaway} after a GOAWAY; workers seen: ${r.workers.size}`);
       t.is(r.failed, 0, JSON.stringify(r.errors));
-      t.true(r.sessionsClosed >= 20, 'the old workers closed their sessions');
+      t.true(r.sessionsClosed >= op.closes, 'the old workers closed their sessions');
       t.is(r.closedAfterGoaway, r.sessionsClosed, 'each with a GOAWAY before the close');
-      t.true(r.workers.size >= 3, 'served by the old workers and new ones');
+      t.true(r.workers.size >= op.workers, 'served by the old workers and new ones');
     });
   }
 }

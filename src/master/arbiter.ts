@@ -219,7 +219,7 @@ export class Arbiter {
   private async listenMetrics(): Promise<void> {
     if (!this.metrics) return;
     const where = this.settings.metrics_bind;
-    await this.metrics.listen(this.config.metricsBind!).then(
+    await this.metrics.listen(this.config.metricsBind!, this.opts.oldMaster !== null).then(
       () => this.log.info(`Metrics at ${where}, path /metrics`),
       (err: Error) => this.log.error(`metrics_bind ${where}: ${err.message}; metrics are off`));
   }

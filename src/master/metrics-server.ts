@@ -21,6 +21,8 @@ export interface MetricsSource {
   health(): Health;
 }
 
+const HANDOFF_RETRY_MS = 5000;
+
 export class MasterMetrics {
   private readonly registry = new Registry();
   readonly restarts = new Counter({ name: 'tsgunicorn_worker_restarts_total', help: 'Workers that exited unexpectedly and were replaced', registers: [this.registry] });
@@ -56,8 +58,26 @@ export class MasterMetrics {
     return AggregatorRegistry.aggregate([...live, this.retired, own]).metrics();
   }
 
-  listen(addr: BindAddress): Promise<void> {
-    this.server = createServer((req, res) => {
+  /**
+   * Serves /metrics and /health at `addr`. After a handoff (USR2) an address still in use is tried
+   * again for up to HANDOFF_RETRY_MS: the old master has closed it, but its descriptor closes a
+   * moment later (before, the new master logged `metrics are off` and a balancer's health checks
+   * on it failed from then on).
+   */
+  async listen(addr: BindAddress, afterHandoff = false): Promise<void> {
+    const deadline = Date.now() + (afterHandoff ? HANDOFF_RETRY_MS : 0);
+    for (;;) {
+      try {
+        return await this.listenOnce(addr);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  private listenOnce(addr: BindAddress): Promise<void> {
+    this.server ??= createServer((req, res) => {
       if (req.url === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
         const health = this.source.health();
         res.writeHead(health.status === 'serving' ? 200 : 503, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });

@@ -113,10 +113,21 @@ async function closeWebSockets(servers: readonly Server[]): Promise<void> {
 /** How long a session told to go away gets to answer the PING before the final GOAWAY is sent anyway. */
 const GOAWAY_PING_WAIT_MS = 2000;
 const kGoingAway = Symbol('tsgunicorn.goingAway');
+const kServed = Symbol('tsgunicorn.served');
+type Session = ServerHttp2Session & { [kGoingAway]?: true; [kServed]?: true };
 
-/** Closes an HTTP/2 session gracefully with the two-step GOAWAY; once per session. */
-export function goAway(session: ServerHttp2Session & { [kGoingAway]?: true }): void {
+/**
+ * Closes an HTTP/2 session gracefully with the two-step GOAWAY; once per session. A session that
+ * has not had a stream yet gets it after its first one: a connection accepted just before the
+ * listener closed carries a request, and a client told to go away before it sent one would fail
+ * it (HAProxy does, and Node's client) instead of serving it on this connection.
+ */
+export function goAway(session: Session): void {
   if (session.closed || session.destroyed || session[kGoingAway]) return;
+  if (session[kServed] !== true) {
+    session.once('stream', () => setImmediate(() => goAway(session)));
+    return;
+  }
   session[kGoingAway] = true;
   session.goaway(0, 2 ** 31 - 1);
   const timer = setTimeout(() => session.close(), GOAWAY_PING_WAIT_MS);
@@ -160,10 +171,11 @@ export class Drain {
     }
   }
 
-  /** An HTTP/2 session opened: told to go away at once if the worker is already on its way out. */
-  addSession(session: ServerHttp2Session): void {
+  /** An HTTP/2 session opened: told to go away (after its first stream) if the worker is already on its way out. */
+  addSession(session: Session): void {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
+    session.once('stream', () => { session[kServed] = true; });
     if (this.goingAway) goAway(session);
   }
 
