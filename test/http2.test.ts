@@ -255,6 +255,25 @@ test('HTTP/2 requests get the request limits and singleton rules per stream; the
   }
 });
 
+test('responses with HTTP/1.1 connection fields (Hono streamSSE, a proxied fetch Response) are served over HTTP/2 without them, and the worker is not replaced', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--http2-cleartext', 'prior-knowledge', fixture('hop-headers-app.mjs')]);
+  await d.waitReady();
+  const [worker] = await d.waitWorkers(1);
+  const session = connect(`http://127.0.0.1:${port}`);
+  t.teardown(() => session.destroy());
+  const sse = await h2Request(session, {}, { ':path': '/sse' });
+  t.is(sse.status, 200);
+  t.regex(sse.body, /data: one/);
+  t.is(sse.headers['transfer-encoding'], undefined);
+  const proxied = await h2Request(session, {}, { ':path': '/proxied' });
+  t.is(proxied.body, 'proxied body');
+  for (const name of ['connection', 'keep-alive', 'transfer-encoding']) t.is(proxied.headers[name], undefined, name);
+  t.is((await h2Request(session, {}, { ':path': '/throw' })).status, 500);
+  t.deepEqual(d.workers(), [worker], 'the same worker serves on');
+  t.notRegex(d.output, /Unhandled rejection|Uncaught exception|replacing it/);
+});
+
 test('on a unix socket (a proxy on the same host) the peer is trusted: h2c is served, X-Forwarded-For is kept', async (t) => {
   const dir = tempDir();
   const path = join(dir, 'app.sock');
@@ -275,6 +294,15 @@ test('on a unix socket (a proxy on the same host) the peer is trusted: h2c is se
     req.end();
   });
   t.is((JSON.parse(h1) as { xff: string | null }).xff, '203.0.113.8', 'and HTTP/1.1 on the same socket');
+});
+
+test('h2c behind the PROXY protocol is judged by the proxy, not by the client it names', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--http2-cleartext', 'prior-knowledge', '--proxy-protocol', fixture('app.mjs')]);
+  await d.waitReady();
+  const proxied = Buffer.from('PROXY TCP4 203.0.113.9 127.0.0.1 40000 80\r\n');
+  const answer = await rawFrames(port, frame(HEADERS, END_HEADERS | END_STREAM, 1, GET), proxied);
+  t.is(answer.headers[0], 0x88, 'served over HTTP/2 (:status 200, static entry 8)');
 });
 
 test('an h2c session that sends no request within header_timeout is closed; worker_connections counts sessions', async (t) => {
@@ -348,7 +376,7 @@ const FLOODS: Record<string, Flood> = {
 };
 
 /** Sends the preface, SETTINGS and `frames`; resolves with the payload of the first HEADERS frame the server sends. */
-function rawFrames(port: number, frames: Buffer): Promise<{ headers: Buffer }> {
+function rawFrames(port: number, frames: Buffer, before: Buffer = Buffer.alloc(0)): Promise<{ headers: Buffer }> {
   return new Promise((resolve, reject) => {
     const sock = tcpConnect(port, '127.0.0.1');
     let buf = Buffer.alloc(0);
@@ -367,7 +395,7 @@ function rawFrames(port: number, frames: Buffer): Promise<{ headers: Buffer }> {
         at += 9 + length;
       }
     });
-    sock.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0), frames]));
+    sock.write(Buffer.concat([before, PREFACE, frame(SETTINGS, 0, 0), frames]));
   });
 }
 

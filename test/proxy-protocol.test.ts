@@ -5,6 +5,8 @@ import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createConnection as connectUnix, connect as connectTcp, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { allowsPeer, markLocalPeers, parseAllowList } from '../src/sockets/allow-list.js';
 import { parseProxyHeader, type ProxyHeader } from '../src/worker/proxy-protocol.js';
 import { fixture, freePort, get, rawHttp, runCli, start, tempDir, waitUntil, type Daemon } from './helpers/daemon.js';
 
@@ -175,4 +177,25 @@ test('proxy_protocol with certfile is a configuration error (exit 2, one line)',
   const r = await runCli(['--proxy-protocol', '--certfile', fixture('app.mjs'), '--keyfile', fixture('app.mjs'), '--check-config', fixture('app.mjs')]);
   t.is(r.code, 2);
   t.regex(r.stderr, /proxy_protocol: not with certfile/);
+});
+
+test('a peer is local (trusted, as in Gunicorn) only through a unix-socket listener: a TCP connection without an address, as after a reset, is not', async (t) => {
+  const list = parseAllowList('forwarded_allow_ips', '127.0.0.1');
+  const accepted = async (listen: (s: NetServer) => void, dial: () => Socket): Promise<Socket> => {
+    const server = createNetServer();
+    markLocalPeers(server);
+    const got = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    await new Promise<void>((resolve) => { server.once('listening', resolve); listen(server); });
+    const client = dial();
+    t.teardown(() => { client.destroy(); server.close(); });
+    return got;
+  };
+  const path = join(tempDir(), 'peer.sock');
+  const unix = await accepted((s) => s.listen(path), () => connectUnix(path));
+  t.true(allowsPeer(list, unix), 'a unix-socket peer');
+  const port = await freePort();
+  const tcp = await accepted((s) => s.listen(port, '127.0.0.1'), () => connectTcp(port, '127.0.0.1'));
+  t.true(allowsPeer(list, tcp), '127.0.0.1 is on the list');
+  Object.defineProperty(tcp, 'remoteAddress', { value: undefined });
+  t.false(allowsPeer(list, tcp), 'a TCP peer whose address is gone is nobody');
 });

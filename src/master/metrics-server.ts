@@ -31,6 +31,8 @@ export class MasterMetrics {
   /** Sum of the final snapshots of workers that are gone. */
   private retired: MetricsSnapshot = [];
   private server: Server | null = null;
+  /** Closed (the master stops or handed off): a listen still being retried gives up. */
+  private closed = false;
 
   constructor(private readonly source: MetricsSource) {
     new Gauge({ name: 'tsgunicorn_workers', help: 'Worker processes alive', registers: [this.registry], collect() { this.set(source.workerCount()); } });
@@ -70,7 +72,7 @@ export class MasterMetrics {
       try {
         return await this.listenOnce(addr);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() >= deadline) throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() >= deadline || this.closed) throw err;
         await new Promise((r) => setTimeout(r, 20));
       }
     }
@@ -90,16 +92,20 @@ export class MasterMetrics {
         res.end(text);
       }, (err: Error) => { res.writeHead(500).end(`${err.message}\n`); });
     });
+    const server = this.server;
     return new Promise((resolve, reject) => {
-      this.server!.once('error', reject);
-      const done = (): void => { this.server!.off('error', reject); resolve(); };
-      if (addr.kind === 'unix') this.server!.listen(addr.path, done);
-      else if (addr.kind === 'tcp') this.server!.listen(addr.port, addr.host, done);
-      else this.server!.listen({ fd: addr.fd }, done);
+      const failed = (err: Error): void => { server.off('listening', done); reject(err); };
+      const done = (): void => { server.off('error', failed); resolve(); };
+      server.once('error', failed);
+      server.once('listening', done);
+      if (addr.kind === 'unix') server.listen(addr.path);
+      else if (addr.kind === 'tcp') server.listen(addr.port, addr.host);
+      else server.listen({ fd: addr.fd });
     });
   }
 
   close(): void {
+    this.closed = true;
     this.server?.close();
   }
 }

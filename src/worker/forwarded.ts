@@ -7,7 +7,7 @@
 // (req.headers is not built for it).
 
 import type { IncomingMessage } from 'node:http';
-import type { AllowList } from '../sockets/allow-list.js';
+import { allowsPeer, type AllowList } from '../sockets/allow-list.js';
 
 const XFF = 'x-forwarded-for';
 const XFP = 'x-forwarded-proto';
@@ -31,7 +31,7 @@ export function forwardedClient(req: IncomingMessage, allow: AllowList): string 
     if (raw[i]!.length === XFF.length) hops.push(...raw[i + 1]!.split(',').map((a) => a.trim()).filter(Boolean));
   }
   if (!found) return peer;
-  if (!allow.allows(peer)) {
+  if (!allowsPeer(allow, req.socket)) {
     for (let i = raw.length - 2; i >= 0; i -= 2) if (forwarding(raw[i]!)) raw.splice(i, 2);
     delete req.headers[XFF];
     delete req.headers[XFP];

@@ -9,10 +9,10 @@ import type { WorkerSettings } from '../config/settings.js';
 import type { AccessEntry } from '../logging/access-log.js';
 import type { Logger } from '../logging/logger.js';
 import { Drain } from './drain.js';
-import { HANDLER_THREW, type Refusal } from './refusals.js';
+import { HANDLER_THREW, REFUSED, type Refusal } from './refusals.js';
 import { answerClientError, maxHeaderSize, screenRequest, writeRefusal } from './strict-http.js';
 import { tlsOptions } from '../config/tls.js';
-import { parseAllowList, type AllowList } from '../sockets/allow-list.js';
+import { markLocalPeers, parseAllowList, type AllowList } from '../sockets/allow-list.js';
 import { parseHttpProtocols } from '../config/settings.js';
 import { forwardedClient } from './forwarded.js';
 import { acceptProxyProtocol, type ProxyRejection } from './proxy-protocol.js';
@@ -97,6 +97,7 @@ async function http2Serving(s: WorkerSettings, tls: boolean): Promise<Http2Servi
       else h2.routePriorKnowledge(listener, server, trusted, s.header_timeout * 1000);
     },
     screen(req, res) {
+      h2.dropConnectionFields(res);
       h2.hostFromAuthority(req);
       const refused = h2.checkHttp2Request(req, s);
       if (refused !== null) h2.refuseHttp2(res, refused);
@@ -162,8 +163,12 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
     server.maxConnections = s.worker_connections;
     server.on('clientError', answerClientError);
+    // An Expect other than 100-continue: Node's own 417 keeps the connection on some builds
+    // (Debian's nodejs) and closes it on others; ours closes it, on every Node.
+    server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => writeRefusal(res, REFUSED.expectation));
     h2?.route(server, handler, drain, forwarded);
     if (proxies) acceptProxyProtocol(server, proxies, s.header_timeout * 1000, opts.proxyRejected);
+    markLocalPeers(server);
     servers.push(server);
   }
   return { servers, drain };

@@ -12,7 +12,7 @@ import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'n
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { WorkerSettings } from '../config/settings.js';
-import type { AllowList } from '../sockets/allow-list.js';
+import { allowsTransportPeer, type AllowList } from '../sockets/allow-list.js';
 import { goAway, type Drain } from './drain.js';
 import { judgeFirstBytes, routeConnections } from './first-bytes.js';
 import type { Refusal } from './refusals.js';
@@ -28,23 +28,29 @@ export function isPreface(buf: Buffer): boolean | undefined {
 }
 
 /**
- * Rapid reset (CVE-2023-44487): a client that cancels (RST_STREAM CANCEL) more than MAX_RESETS
- * streams within RESET_WINDOW_MS is an attacker: its session is closed (ENHANCE_YOUR_CALM). Node
- * alone only stops reading from such a session, which then stays open until it is idle.
+ * Rapid reset (CVE-2023-44487): a session whose client cancels (RST_STREAM CANCEL) more than
+ * MAX_RESETS streams within RESET_WINDOW_MS, and at least half the streams it opened there, is an
+ * attacker: it is closed (ENHANCE_YOUR_CALM). Node alone only stops reading from such a session,
+ * which then stays open until it is idle. The ratio spares a proxy's session that carries many
+ * clients, some of whom give up on their requests.
  */
 const MAX_RESETS = 100;
 const RESET_WINDOW_MS = 1000;
 
-/** Counts the streams a session's client cancels; closes the session past MAX_RESETS a window. */
+/** Counts the streams a session's client opens and cancels; closes the session past MAX_RESETS and half of them in a window. */
 function limitResets(session: ServerHttp2Session): void {
   let windowStart = 0;
+  let opened = 0;
   let resets = 0;
-  session.on('stream', (stream: ServerHttp2Stream) => stream.once('close', () => {
-    if (stream.rstCode !== constants.NGHTTP2_CANCEL) return;
-    const now = Date.now();
-    if (now - windowStart > RESET_WINDOW_MS) { windowStart = now; resets = 0; }
-    if (++resets > MAX_RESETS) session.destroy(new Error('rapid reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
-  }));
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    opened++;
+    stream.once('close', () => {
+      if (stream.rstCode !== constants.NGHTTP2_CANCEL) return;
+      const now = Date.now();
+      if (now - windowStart > RESET_WINDOW_MS) { windowStart = now; opened = 1; resets = 0; }
+      if (++resets > MAX_RESETS && resets * 2 >= opened) session.destroy(new Error('rapid reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    });
+  });
 }
 
 /** Fields a request may carry once (RFC 9110 §5.3); HTTP/2 has no framing of its own to check. */
@@ -93,10 +99,45 @@ export function checkHttp2Request(req: IncomingMessage, s: WorkerSettings): Refu
 
 const DUPLICATE: Refusal = Object.freeze({ status: 400, reason: 'Bad Request', why: 'a field that may appear once appears twice' });
 
-/** Answers a refused HTTP/2 request: its stream ends, the session goes on. */
+/**
+ * Fields HTTP/2 forbids in a response (RFC 9113 §8.2.2) that apps and frameworks set for
+ * HTTP/1.1: Hono's streamSSE sets Transfer-Encoding, and a proxied fetch() Response carries
+ * Connection and Keep-Alive. node:http2 throws on them in writeHead() and end(), failing the
+ * response and the worker with it; they mean nothing on HTTP/2, so they are dropped.
+ */
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
+
+function connectionSpecific(name: unknown): boolean {
+  return typeof name === 'string' && CONNECTION_SPECIFIC.has(name.toLowerCase());
+}
+
+/** writeHead()'s headers without the connection-specific fields: an object, or a flat [name, value, ...] list. */
+function withoutConnectionFields(headers: unknown): unknown {
+  if (Array.isArray(headers)) return headers.filter((_, i, all) => !connectionSpecific(all[i - (i % 2)]));
+  if (typeof headers !== 'object' || headers === null) return headers;
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !connectionSpecific(name)));
+}
+
+/** Makes `res` (an HTTP/2 response) drop the connection-specific fields it is given. */
+export function dropConnectionFields(res: ServerResponse): void {
+  const { setHeader, writeHead } = res;
+  res.setHeader = function (this: ServerResponse, name: string, value: number | string | readonly string[]) {
+    return connectionSpecific(name) ? this : setHeader.call(this, name, value);
+  } as ServerResponse['setHeader'];
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args.map((a, i) => (i === 0 ? a : withoutConnectionFields(a))));
+  } as ServerResponse['writeHead'];
+}
+
+/** Answers a refused HTTP/2 request: its stream ends, the session goes on. What the app set is dropped. */
 export function refuseHttp2(res: ServerResponse, r: Refusal): void {
-  res.writeHead(r.status, { 'content-type': 'text/plain' });
-  res.end(`${r.reason}\n`);
+  try {
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    res.writeHead(r.status, { 'content-type': 'text/plain' });
+    res.end(`${r.reason}\n`);
+  } catch {
+    res.destroy(); // the stream is gone already: nothing to answer on
+  }
 }
 
 /** Apps and frameworks read the authority from `Host`: an HTTP/2 request gets it from `:authority`. */
@@ -135,13 +176,14 @@ export function routeAlpn(server: Server, h2: Http2Server, http1: boolean): void
 }
 
 /**
- * In cleartext (http2_cleartext = prior-knowledge): a connection from a trusted peer that opens
+ * In cleartext (http2_cleartext = prior-knowledge): a connection from a trusted peer (the proxy
+ * itself under the PROXY protocol, not the client it names) that opens
  * with the HTTP/2 preface goes to the HTTP/2 server, with the bytes read put back; any other
  * connection is HTTP/1.x, as without the setting.
  */
 export function routePriorKnowledge(server: Server, h2: Http2Server, trusted: AllowList, timeoutMs: number): void {
   routeConnections(server, 'connection', (socket: Socket, next) => {
-    if (!trusted.allows(socket.remoteAddress)) return next(socket);
+    if (!allowsTransportPeer(trusted, socket)) return next(socket);
     judgeFirstBytes(socket, timeoutMs, isPreface, (h2c, buf) => {
       socket.unshift(buf);
       if (h2c) {

@@ -8,7 +8,7 @@
 
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { Server } from 'node:http';
-import type { AllowList } from '../sockets/allow-list.js';
+import { allowsPeer, keepTransportPeer, type AllowList } from '../sockets/allow-list.js';
 import { judgeFirstBytes, routeConnections } from './first-bytes.js';
 
 export interface ProxySource {
@@ -119,10 +119,11 @@ export function acceptProxyProtocol(server: Server, allow: AllowList, timeoutMs:
     return header === 'incomplete' ? undefined : header;
   };
   routeConnections(server, 'connection', (socket, next) => {
-    if (!allow.allows(socket.remoteAddress)) return reject(socket, 'peer', 'peer not in proxy_allow_ips');
+    if (!allowsPeer(allow, socket)) return reject(socket, 'peer', 'peer not in proxy_allow_ips');
     judgeFirstBytes(socket, timeoutMs, judge, (header, buf) => {
       if ('error' in header) return reject(socket, 'malformed', header.error);
       if (header.source) {
+        keepTransportPeer(socket);
         const { address, port, family } = header.source;
         Object.defineProperties(socket, { remoteAddress: { value: address }, remotePort: { value: port }, remoteFamily: { value: family } });
       }

@@ -141,6 +141,7 @@ export class Worker {
     if (this.lameDuck) drain.lameDuck();
     // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
     if (app.onServer) for (const srv of servers) { watchUpgrades(srv); await app.onServer(srv); }
+    if (this.stopping) return; // a TERM came while the app set up its servers: the stop under way exits
     await Promise.all(servers.map((srv, i) => this.listen(srv, this.init.fds[i]!)));
     for (const srv of servers) srv.on('error', (err: NodeJS.ErrnoException) => this.acceptError(err));
     await runHook(this.hooks, 'post_worker_init', this.log, this.self);
