@@ -169,13 +169,16 @@ test('deadlines: a silent worker gets ABRT then KILL, a slow boot KILL, a long d
   await spawned(f, 2);
   const [silent, slow] = f.fake.children as [FakeChild, FakeChild];
   silent.say({ t: 'ready' });
-  const now = Date.now();
-  f.pool.enforceDeadlines(now + 500);
+  // The clocks are the workers' own (a loaded machine may take a while between the spawn and the
+  // ready): the slow one's start, the silent one's last word.
+  const [beat, booted] = [f.pool.list().find((w) => w.pid === silent.pid)!.lastBeat, f.pool.list().find((w) => w.pid === slow.pid)!.spawnedAt];
+  f.pool.enforceDeadlines(Math.min(beat, booted) + 500);
   t.deepEqual([silent.signals, slow.signals], [[], []]);
-  f.pool.enforceDeadlines(now + 1100);
+  const now = Math.max(beat, booted) + 1100;
+  f.pool.enforceDeadlines(now);
   t.deepEqual(silent.signals, ['SIGABRT']);
   t.deepEqual(slow.signals, ['SIGKILL'], 'booting longer than timeout');
-  f.pool.enforceDeadlines(now + 1100 + KILL_AFTER_ABORT_MS);
+  f.pool.enforceDeadlines(now + KILL_AFTER_ABORT_MS);
   t.deepEqual(silent.signals, ['SIGABRT', 'SIGKILL']);
 
   const g = await pool(t, ['-w', '1', '--timeout', '30', '--graceful-timeout', '1'], { dieOn: [] });
