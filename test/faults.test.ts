@@ -3,13 +3,13 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fixture, freePort, get, runCli, sleep, start, waitUntil, alive } from './helpers/daemon.js';
 import { cpuMs } from './helpers/proc.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 
 test.serial('an uncaught exception or unhandled rejection is logged with the request and the worker is replaced gracefully', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
-  const load = new Load(`http://127.0.0.1:${port}/`, 10);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 10);
   const res = await get(`http://127.0.0.1:${port}/throw-later`);
   t.is(res.body, 'answered anyway\n', 'the request in flight still got its answer');
   await d.waitForLog(/Uncaught exception in worker (\d+) while serving GET \/throw-later: Error: async blew up/);
@@ -53,7 +53,7 @@ test.serial('kill -9 of a worker every 500 ms for 10 s under load: the service a
   const d = start(t, ['-w', '3', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
   await d.waitWorkers(3);
-  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 20);
   let kills = 0;
   let longestGap = 0;
   let last = load.served;
@@ -82,7 +82,7 @@ test.serial('a SIGSTOPped worker is replaced within timeout + 1 s while the othe
   const d = start(t, ['-w', '2', '-t', '2', '-b', `127.0.0.1:${port}`, fixture('app.mjs')]);
   await d.waitReady();
   const [frozen, other] = await d.waitWorkers(2);
-  const load = new Load(`http://127.0.0.1:${port}/`, 4);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 4);
   process.kill(frozen!, 'SIGSTOP');
   const stoppedAt = Date.now();
   await waitUntil('frozen worker gone', () => !alive(frozen!), 6000);

@@ -11,7 +11,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, get, pidIn, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 import { lacksHaproxy, startHaproxy } from './helpers/haproxy.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 import { createHost, lacksNetns, type Host } from './helpers/netns.js';
 import { needing } from './helpers/requirements.js';
 
@@ -48,8 +48,8 @@ needing(lacksNetns() ?? lacksHaproxy(), 'a fleet of three hosts behind HAProxy',
     await Promise.all(daemons.map((d) => d.waitReady()));
     const lb = await startHaproxy(t, hosts.map((h, i) => ({ name: `h${i + 1}`, host: h.address, port: PORT, healthPort: HEALTH_PORT })));
     const url = `http://127.0.0.1:${lb.port}/`;
-    const gets = new Load(url, 20, { fresh: 4 });
-    const posts = new Load(url, 5, { body: 'x'.repeat(4096) });
+    const gets = startLoad(t, url, 20, { fresh: 4 });
+    const posts = startLoad(t, url, 5, { body: 'x'.repeat(4096) });
     const failed = (): number => gets.failed + posts.failed;
     await waitUntil('load through HAProxy', () => gets.served > 500 && gets.freshOk > 50 && posts.served > 100, 30_000);
 

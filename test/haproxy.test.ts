@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { fixture, freePort, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
 import { CHECK, lacksHaproxy, startHaproxy, type Backend } from './helpers/haproxy.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 import { needing } from './helpers/requirements.js';
 
 /** Long enough for HAProxy to see `fall` failed checks, with room to spare. */
@@ -37,7 +37,7 @@ needing(lacksHaproxy(), 'behind HAProxy (skipped)', () => {
     const db = instance(t, b, 0);
     await Promise.all([da.waitReady(), db.waitReady()]);
     const lb = await startHaproxy(t, backends);
-    const load = new Load(`http://127.0.0.1:${lb.port}/`, 20, { fresh: 4 });
+    const load = startLoad(t, `http://127.0.0.1:${lb.port}/`, 20, { fresh: 4 });
     await waitUntil('load through HAProxy', () => load.served > 500 && load.freshOk > 50, 20_000);
 
     /** TERMs `d` and returns the failures and the times of HAProxy's DOWN and the stop after it. */
@@ -113,7 +113,7 @@ needing(lacksHaproxy(), 'deploys behind HAProxy (skipped)', () => {
         trackAll(t, pidfile);
         await d.waitReady();
         const lb = await startHaproxy(t, [b]);
-        const load = new Load(`http://127.0.0.1:${lb.port}/`, 20, { fresh: 4 });
+        const load = startLoad(t, `http://127.0.0.1:${lb.port}/`, 20, { fresh: 4 });
         t.teardown(() => { void load.stop(); });
         await waitUntil('load through HAProxy', () => load.served > 500 && load.freshOk > 50, 20_000);
         t.regex(d.output, p.logged, `HAProxy speaks ${pname} to the workers`);

@@ -4,7 +4,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { alive, fixture, freePort, get, pidIn, sleep, start, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 import { NotifySocket } from './helpers/notify-socket.js';
 import { lacksNotify, serialNeeding } from './helpers/requirements.js';
 
@@ -76,7 +76,7 @@ test.serial('lame duck: TERM turns /health to 503 at once, the workers serve on 
   const url = `http://127.0.0.1:${port}/`;
   const keepAlive = { Connection: 'keep-alive' };
   t.is((await get(url, keepAlive)).headers['connection'], 'keep-alive');
-  const load = new Load(url, 10, { fresh: 2 });
+  const load = startLoad(t, url, 10, { fresh: 2 });
   await sleep(300);
   const t0 = Date.now();
   d.signal('SIGTERM');

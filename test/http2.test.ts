@@ -13,6 +13,7 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { type Daemon, alive, fixture, freePort, get, pidIn, runCli, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
 import { H2Load } from './helpers/h2-load.js';
+import { stopAtTeardown } from './helpers/load.js';
 import { selfSigned } from './helpers/tls.js';
 
 interface Transport {
@@ -202,7 +203,7 @@ for (const [tname, tr] of Object.entries(TRANSPORTS)) {
       const pidfile = join(dir, 'pid');
       const d = start(t, ['-w', String(op.start), '-b', `127.0.0.1:${port}`, '-p', pidfile, ...op.flags, ...tr.flags(dir), fixture('app.mjs')]);
       await d.waitReady();
-      const load = new H2Load(`${tr.scheme}://127.0.0.1:${port}`, 20, 10, tr.client(dir));
+      const load = stopAtTeardown(t, new H2Load(`${tr.scheme}://127.0.0.1:${port}`, 20, 10, tr.client(dir)));
       await waitUntil('load running', () => load.served > 1000, 30000);
       await op.run(d, pidfile);
       const after = load.served;

@@ -6,7 +6,7 @@ import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, fixture, freePort, pidIn, sleep, start, tempDir, trackAll, waitUntil, workersOf } from './helpers/daemon.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 import { lacksNginx, startNginx } from './helpers/nginx.js';
 import { needing } from './helpers/requirements.js';
 
@@ -37,7 +37,7 @@ const behindNginx = test.macro({
     const first = await d.waitWorkers(2);
     // nginx after tsgunicorn is ready: a request before would be a 502 and an error-log line.
     const nginx = await startNginx(t, { upstream: address });
-    const load = new Load(`http://127.0.0.1:${nginx.port}/`, 50, { fresh: 4 });
+    const load = startLoad(t, `http://127.0.0.1:${nginx.port}/`, 50, { fresh: 4 });
     await waitUntil('load running', () => load.served > 500 && load.freshOk > 50, 20000);
 
     const steps: StepReport[] = [];

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, assertOneSocketPerWorker, childrenOf, fixture, freePort, get, pidIn, runCli, sleep, start, tcpInodes, tempDir, trackAll, waitUntil, type Daemon } from './helpers/daemon.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 import { kernelMigratesQueued } from '../src/sockets/listener-set.js';
 import { NotifySocket } from './helpers/notify-socket.js';
 import { lacksNotify, lacksSocketActivate, serialNeeding } from './helpers/requirements.js';
@@ -24,7 +24,7 @@ test.serial('USR2 under keep-alive load: pidfile moves, .oldbin while both run, 
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
   trackAll(t, pidfile);
   await d.waitReady();
-  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 20);
   await waitUntil('load', () => load.served > 300);
   d.signal('SIGUSR2');
   let sawBoth = false;
@@ -83,7 +83,7 @@ test.serial('rollback: a broken app on disk makes USR2 fail, the running master 
   trackAll(t, pidfile);
   await d.waitReady();
   const workers = d.workers();
-  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 20);
   await waitUntil('load', () => load.served > 300);
   writeFileSync(app, readFileSync(fixture('syntax-error.mjs')));
   d.signal('SIGUSR2');
@@ -130,7 +130,7 @@ test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new m
   await d.waitReady();
   assertOneSocketPerWorker(t, await d.waitWorkers(2), port, 2);
   const before = tcpInodes(port, 'listen');
-  const load = new Load(`http://127.0.0.1:${port}/`, 10);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 10);
   await waitUntil('load', () => load.served > 200);
   config(3);
   d.signal('SIGUSR2');
@@ -147,7 +147,7 @@ test.serial('with reuse_port, USR2 hands each worker slot\'s socket to the new m
   t.notRegex(d.output, /reuse_port ignored/);
 
   // And down to one worker: the new master keeps slot 0's socket; the others go with the old master.
-  const load2 = new Load(`http://127.0.0.1:${port}/`, 10);
+  const load2 = startLoad(t, `http://127.0.0.1:${port}/`, 10);
   await waitUntil('load', () => load2.served > 200);
   config(1);
   process.kill(master, 'SIGUSR2');
@@ -185,7 +185,7 @@ test.serial('ten upgrades in a row under load: zero failures, no leaked processe
   const d = start(t, ['-w', '2', '-b', `127.0.0.1:${port}`, '-p', pidfile, fixture('app.mjs')]);
   const seen = trackAll(t, pidfile);
   await d.waitReady();
-  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 20);
   let master = d.pid;
   const fds = (pid: number): string[] => readdirSync(`/proc/${pid}/fd`).map((fd) => {
     try { return readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/\[\d+\]$/, ''); } catch { return 'gone'; }
@@ -247,8 +247,8 @@ serialNeeding(lacksSocketActivate(), 'under systemd-socket-activate with two nam
   await sleep(300);
   t.is((await get(`http://127.0.0.1:${p1}/`)).status, 200);
   await d.waitReady();
-  const load1 = new Load(`http://127.0.0.1:${p1}/`, 10);
-  const load2 = new Load(`http://127.0.0.1:${p2}/`, 10);
+  const load1 = startLoad(t, `http://127.0.0.1:${p1}/`, 10);
+  const load2 = startLoad(t, `http://127.0.0.1:${p2}/`, 10);
   let master = d.pid;
   for (let i = 0; i < 2; i++) {
     process.kill(master, 'SIGUSR2');

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { WebSocket } from 'ws';
 import { alive, freePort, get, sleep, start, waitUntil } from './helpers/daemon.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 
 const APP = 'examples/websocket.mjs';
 
@@ -69,7 +69,7 @@ test('HUP with a WebSocket open under keep-alive load: no HTTP request fails, th
   const c = await connect(`ws://127.0.0.1:${port}/echo`);
   t.is(await echo(c, 'before'), 'before');
 
-  const load = new Load(`http://127.0.0.1:${port}/`, 10);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 10);
   await sleep(500);
   const hupAt = Date.now();
   d.signal('SIGHUP');

@@ -2,7 +2,7 @@ import test from 'ava';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, fixture, freePort, sleep, start, tempDir, waitUntil } from './helpers/daemon.js';
-import { Load } from './helpers/load.js';
+import { startLoad } from './helpers/load.js';
 
 const underLoad = test.macro(async (t, flags: readonly string[]) => {
   const dir = tempDir();
@@ -12,7 +12,7 @@ const underLoad = test.macro(async (t, flags: readonly string[]) => {
   const d = start(t, ['-w', '2', ...flags, '-b', `127.0.0.1:${port}`, app]);
   await d.waitReady();
   const first = await d.waitWorkers(2);
-  const load = new Load(`http://127.0.0.1:${port}/`, 20);
+  const load = startLoad(t, `http://127.0.0.1:${port}/`, 20);
   await waitUntil('load running', () => load.served > 200);
 
   const step = async (what: string, act: () => void, settled: () => boolean): Promise<void> => {

@@ -5,6 +5,7 @@
 // handover has to get right, and the requests can go over a unix socket.
 
 import { Agent, request, type RequestOptions } from 'node:http';
+import type { ExecutionContext } from 'ava';
 
 export interface LoadOptions {
   /** Send the requests over this unix socket; the url then gives only the path and Host. */
@@ -112,4 +113,15 @@ export class Load {
     this.agent.destroy();
     return { ok: this.okCount, failed: this.failedCount, errors: this.errors, freshOk: this.freshOkCount, workers: this.workers };
   }
+}
+
+/** `load`, stopped by the test's teardown if the test ends first (a failed assertion): a running load keeps the test process alive. */
+export function stopAtTeardown<L extends { stop(): Promise<unknown> }>(t: ExecutionContext, load: L): L {
+  t.teardown(async () => { await load.stop(); });
+  return load;
+}
+
+/** A Load stopped at the test's teardown at the latest. */
+export function startLoad(t: ExecutionContext, url: string, connections?: number, opts?: LoadOptions): Load {
+  return stopAtTeardown(t, new Load(url, connections, opts));
 }

@@ -5,6 +5,7 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import type { ExecutionContext } from 'ava';
+import { alive } from './proc.js';
 
 /** Why network namespaces cannot be made here, or null. */
 export function lacksNetns(): string | null {
@@ -23,11 +24,30 @@ export interface Host {
 
 const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: 'pipe' }); };
 
+const PREFIX = 'tsg-fleet-';
+
+/**
+ * Deletes the namespaces a test process that is gone left behind (killed before its teardown):
+ * their veth ends keep this side's 10.231.N.1 address, and the kernel would route a new host's
+ * traffic to the dead one.
+ */
+function deleteStale(): void {
+  const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!);
+  for (const name of names.filter((n) => n.startsWith(PREFIX))) {
+    const owner = /^tsg-fleet-(\d+)-\d+$/.exec(name)?.[1];
+    if (owner === undefined || !alive(Number(owner))) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+  }
+}
+
 /** Creates host number `n` (1..250) for this test. */
 export function createHost(t: ExecutionContext, n: number): Host {
-  const tag = `${process.pid % 100000}${n}`;
-  const ns = `tsg-fleet-${tag}`;
-  const outside = `tsgf${tag}`;
+  deleteStale();
+  // A deleted namespace's veth goes a moment later; one still holding this host's address goes now.
+  const holder = execFileSync('ip', ['-o', 'addr', 'show', 'to', `10.231.${n}.1/32`], { encoding: 'utf8' }).split(' ')[1]?.split('@')[0];
+  if (holder?.startsWith('tsgf')) spawnSync('ip', ['link', 'del', holder], { stdio: 'ignore' });
+  const ns = `${PREFIX}${process.pid}-${n}`;
+  // An interface name has at most 15 characters: 4 + a pid (at most 7 digits) + n.
+  const outside = `tsgf${process.pid}${n}`;
   t.teardown(() => { spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); });
   ip('netns', 'add', ns);
   ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
