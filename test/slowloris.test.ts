@@ -192,9 +192,12 @@ test('worker_connections: while one worker is full, the others keep serving', as
   const other = workers.find((w) => w !== full)!;
   if ((per.get(other) ?? 0) >= limit) { t.fail('both workers filled up'); return; }
   // New connections: the kernel hands each to either worker; the full one drops it, the other serves it.
+  // Which worker wakes first is the kernel's and the scheduler's choice: under CI load the full
+  // one took 60 in a row (docs/reliability.md), so this tries for up to 10 s.
   let served = 0;
   let dropped = 0;
-  for (let i = 0; i < 60 && served < 10; i++) {
+  const until = Date.now() + 10_000;
+  while (Date.now() < until && served < 10) {
     const started = Date.now();
     const c = await held(port);
     t.true(Date.now() - started < 2000, 'no connection hangs');
