@@ -121,7 +121,7 @@ const raw: Contender = {
  * master) and the workers. Ready is `pm2 start` having returned (every instance online) and the
  * port answering; it includes starting the daemon, as a first `pm2 start` on a server does.
  */
-const pm2: Contender = {
+export const pm2: Contender = {
   id: 'pm2',
   async start(app, workers, port) {
     const home = mkdtempSync(join(tmpdir(), 'tsg-bench-pm2-'));

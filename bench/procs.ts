@@ -168,7 +168,7 @@ export class Proc {
   async stop(): Promise<void> {
     this.sample();
     clearInterval(this.sampler);
-    const pids = [this.pid, ...this.seen].filter((p) => p === this.pid || /node|tsgunicorn/.test(cmdline(p)));
+    const pids = [this.pid, ...this.seen].filter((p) => p === this.pid || /node|gunicorn/.test(cmdline(p)));
     for (const p of pids) {
       try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
     }

@@ -13,11 +13,11 @@ const ORDER: readonly ContenderId[] = ['tsg', 'tsg-reuseport', 'cluster-rr', 'cl
 const COLOR: Record<ContenderId, string> = Object.fromEntries(ORDER.map((c, i) => [c, PALETTE[i]!])) as Record<ContenderId, string>;
 const APPS: readonly AppId[] = ['hello', 'json'];
 
-const num = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : n === Infinity ? '∞' : '–');
-const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
-const ratio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '–');
+export const num = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : n === Infinity ? '∞' : '–');
+export const int = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
+export const ratio = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '–');
 
-function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
   const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
 }
@@ -253,15 +253,22 @@ function generated(r: Results, svgs: string[]): string {
 
 const SKELETON = `# Performance\n\n${BEGIN}\n${END}\n`;
 
+/**
+ * Puts `body` (which starts with `begin` and ends with `end`) in place of what is between the
+ * markers in docs/performance.md under `outDir`, or at its end; returns the file's path.
+ */
+export function writeBetweenMarkers(outDir: string, begin: string, end: string, body: string): string {
+  const path = join(outDir, 'performance.md');
+  const doc = existsSync(path) ? readFileSync(path, 'utf8') : SKELETON;
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  const next = a >= 0 && b > a ? doc.slice(0, a) + body + doc.slice(b + end.length) : `${doc.trimEnd()}\n\n${body}\n`;
+  writeFileSync(path, next);
+  return path;
+}
+
 /** Writes the plots and the report into `outDir`; returns the files written. */
 export function writeReport(r: Results, outDir: string): string[] {
   const svgs = plots(new View(r), r, outDir);
-  const path = join(outDir, 'performance.md');
-  const doc = existsSync(path) ? readFileSync(path, 'utf8') : SKELETON;
-  const a = doc.indexOf(BEGIN);
-  const b = doc.indexOf(END);
-  const body = generated(r, svgs);
-  const next = a >= 0 && b > a ? doc.slice(0, a) + body + doc.slice(b + END.length) : `${doc.trimEnd()}\n\n${body}\n`;
-  writeFileSync(path, next);
-  return [path, ...svgs.map((s) => join(outDir, s))];
+  return [writeBetweenMarkers(outDir, BEGIN, END, generated(r, svgs)), ...svgs.map((s) => join(outDir, s))];
 }

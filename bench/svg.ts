@@ -12,6 +12,8 @@ export interface BarChart {
   readonly yLabel: string;
   readonly groups: readonly string[];
   readonly series: readonly { readonly label: string; readonly color: string; readonly values: readonly (Range | null)[] }[];
+  /** The line under the plot (by default: bars are medians over rounds, whiskers min to max). */
+  readonly note?: string;
 }
 
 export interface LineChart {
@@ -92,7 +94,7 @@ export function barChart(c: BarChart): string {
     });
   });
   legend(out, left + plotW + 20, top + 10, c.series);
-  out.push(`<text x="${left}" y="${top + plotH + 38}" font-size="10" fill="#555">Bars: median over rounds; whiskers: min to max.</text>`);
+  out.push(`<text x="${left}" y="${top + plotH + 38}" font-size="10" fill="#555">${esc(c.note ?? 'Bars: median over rounds; whiskers: min to max.')}</text>`);
   return frame(left + plotW + legendW, top + plotH + 50, c.title, out);
 }
 

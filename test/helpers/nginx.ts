@@ -18,6 +18,8 @@ export function lacksNginx(): string | null {
 export interface NginxOptions {
   /** What the upstream's `server` line names: `unix:/path` or `127.0.0.1:PORT`. */
   readonly upstream: string;
+  /** nginx's worker_connections (clients and upstream connections together); 1024 by default. */
+  readonly workerConnections?: number;
 }
 
 export interface Nginx {
@@ -26,9 +28,11 @@ export interface Nginx {
   readonly dir: string;
   /** nginx's error log so far. */
   errorLog(): string;
+  /** Stops nginx and its workers by pid. */
+  stop(): Promise<void>;
 }
 
-function config(dir: string, port: number, upstream: string): string {
+function config(dir: string, port: number, { upstream, workerConnections = 1024 }: NginxOptions): string {
   const temp = (what: string): string => `${what}_temp_path ${join(dir, what)};`;
   return `
 daemon off;
@@ -39,7 +43,7 @@ worker_processes 1;
 pid ${join(dir, 'nginx.pid')};
 # warn, not the default error: also "upstream server temporarily disabled" and the like.
 error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 1024; }
+events { worker_connections ${workerConnections}; }
 http {
     access_log off;
     ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join('\n    ')}
@@ -77,15 +81,12 @@ async function stop(pid: number, graceMs = 3000): Promise<void> {
   kill('SIGKILL');
 }
 
-/**
- * Starts nginx in the foreground and waits until it accepts connections (without sending a
- * request: one now would reach the upstream and could leave a line in the error log).
- */
-export async function startNginx(t: ExecutionContext, opts: NginxOptions): Promise<Nginx> {
+/** startNginx without a test: the caller stops it. */
+export async function launchNginx(opts: NginxOptions): Promise<Nginx> {
   const dir = tempDir();
   const port = await freePort();
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, config(dir, port, opts.upstream));
+  writeFileSync(conf, config(dir, port, opts));
   // -e: the error log nginx opens before it has read the config (else /var/log/nginx/error.log).
   const proc = spawn(NGINX, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -94,9 +95,24 @@ export async function startNginx(t: ExecutionContext, opts: NginxOptions): Promi
   let exited = false;
   proc.once('exit', () => { exited = true; });
   const pid = proc.pid!;
-  t.teardown(() => stop(pid));
   const errorLog = (): string => { try { return readFileSync(join(dir, 'error.log'), 'utf8'); } catch { return ''; } };
-  await waitUntil(`nginx on port ${port}`, async () => exited || await accepts(port), 10000);
-  if (exited) throw new Error(`nginx exited at start: ${output}${errorLog()}`);
-  return { pid, port, dir, errorLog };
+  try {
+    await waitUntil(`nginx on port ${port}`, async () => exited || await accepts(port), 10000);
+    if (exited) throw new Error(`nginx exited at start: ${output}${errorLog()}`);
+  } catch (err) {
+    await stop(pid);
+    throw err;
+  }
+  return { pid, port, dir, errorLog, stop: () => stop(pid) };
+}
+
+/**
+ * Starts nginx in the foreground and waits until it accepts connections (without sending a
+ * request: one now would reach the upstream and could leave a line in the error log); the test's
+ * teardown stops it.
+ */
+export async function startNginx(t: ExecutionContext, opts: NginxOptions): Promise<Nginx> {
+  const nginx = await launchNginx(opts);
+  t.teardown(() => nginx.stop());
+  return nginx;
 }

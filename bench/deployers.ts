@@ -1,0 +1,147 @@
+// The deploy bench's contenders (bench/deploys.ts), each started and deployed the way its users
+// do it: tsgunicorn's HUP and USR2 (shared socket and --reuse-port), Gunicorn's gthread worker
+// with its HUP and its USR2 dance, `pm2 reload`, and Node's `cluster` with a hand-written
+// rolling restart. A deploy resolves once it is complete: the old processes are gone.
+
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pm2 as pm2Contender } from './contenders.js';
+import { Proc, ROOT, alive, childrenOf, cmdline, firstResponse, sleep, waitUntil } from './procs.js';
+
+export type DeployerId = 'tsg' | 'tsg-reuseport' | 'gunicorn' | 'pm2' | 'cluster';
+
+export interface Deployed {
+  /** Resolves when the reload is complete (the old workers have exited). */
+  reload(): Promise<void>;
+  /** Resolves when the upgrade is complete (the old master has exited); null: the contender has none. */
+  readonly upgrade: (() => Promise<void>) | null;
+  stop(): Promise<void>;
+}
+
+export interface Deployer {
+  readonly id: DeployerId;
+  readonly label: string;
+  /** What a reload and an upgrade are for this contender, for the report. */
+  readonly reloadHow: string;
+  readonly upgradeHow: string | null;
+  start(workers: number, port: number): Promise<Deployed>;
+}
+
+const NODE_APP = join(ROOT, 'bench', 'apps', 'deploy.mjs');
+const DEADLINE_MS = 60_000;
+const GUNICORN = '/usr/bin/gunicorn';
+/** Gunicorn's gthread threads per worker: enough for the mix's slow requests at 1,000 connections. */
+export const GUNICORN_THREADS = 32;
+
+const pidIn = (file: string): number | null => {
+  try { return Number(readFileSync(file, 'utf8').trim()) || null; } catch { return null; }
+};
+const count = (s: string, re: RegExp): number => (s.match(re) ?? []).length;
+
+function tsgunicorn(reusePort: boolean): Deployer {
+  return {
+    id: reusePort ? 'tsg-reuseport' : 'tsg',
+    label: reusePort ? 'tsgunicorn --reuse-port' : 'tsgunicorn',
+    reloadHow: 'HUP',
+    upgradeHow: 'USR2 (the new master retires the old)',
+    async start(workers, port) {
+      const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-deploy-')), 'master.pid');
+      const p = new Proc([process.execPath, join(ROOT, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...(reusePort ? ['--reuse-port'] : []), NODE_APP]);
+      await p.waitFor(/Ready: \d+ worker/);
+      const isWorker = (pid: number): boolean => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid));
+      return {
+        async reload() {
+          const master = pidIn(pidfile)!;
+          const old = childrenOf(master).filter(isWorker);
+          const before = count(p.output, /Reloaded: /g);
+          process.kill(master, 'SIGHUP');
+          await waitUntil('HUP: the new workers serving and the old gone', () => count(p.output, /Reloaded: /g) > before && old.every((w) => !alive(w)), DEADLINE_MS);
+        },
+        async upgrade() {
+          const old = pidIn(pidfile)!;
+          process.kill(old, 'SIGUSR2');
+          // The new master writes the pidfile once it serves; the old one exits after it.
+          await waitUntil('USR2: the new master serving and the old gone', () => { const next = pidIn(pidfile); return next !== null && next !== old && !alive(old); }, DEADLINE_MS);
+        },
+        stop: () => p.stop(),
+      };
+    },
+  };
+}
+
+/**
+ * Debian's Gunicorn with the gthread worker. HUP starts new workers and retires the old ones.
+ * The upgrade is Gunicorn's documented USR2 dance without WINCH, which Gunicorn ignores unless it
+ * daemonized (under systemd it does not; QUIT is Gunicorn's quick stop): USR2, wait for the new
+ * master's workers and give them 2 s to load the app (Gunicorn says nothing when a worker is
+ * ready), then TERM the old master (Gunicorn's graceful stop).
+ */
+const gunicorn: Deployer = {
+  id: 'gunicorn',
+  label: `Gunicorn gthread (${GUNICORN_THREADS} threads)`,
+  reloadHow: 'HUP',
+  upgradeHow: 'USR2, the new workers up + 2 s, TERM to the old master',
+  async start(workers, port) {
+    if (!existsSync(GUNICORN)) throw new Error(`no ${GUNICORN} (apt-get install gunicorn)`);
+    const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-gunicorn-')), 'gunicorn.pid');
+    const p = new Proc([GUNICORN, '-k', 'gthread', '--threads', String(GUNICORN_THREADS), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, '--chdir', join(ROOT, 'bench', 'apps'), 'deploy_wsgi:application']);
+    const full = (master: number): boolean => childrenOf(master).length >= workers;
+    await waitUntil('Gunicorn\'s workers', () => pidIn(pidfile) !== null && full(pidIn(pidfile)!), DEADLINE_MS);
+    await firstResponse(port);
+    return {
+      async reload() {
+        const master = pidIn(pidfile)!;
+        const old = childrenOf(master);
+        process.kill(master, 'SIGHUP');
+        await waitUntil('HUP: the old workers gone and as many new', () => old.every((w) => !alive(w)) && full(master), DEADLINE_MS);
+      },
+      async upgrade() {
+        const old = pidIn(pidfile)!;
+        process.kill(old, 'SIGUSR2');
+        // The new master writes PIDFILE.2 until the old one is gone, then renames it (its "promotion").
+        let next = 0;
+        await waitUntil('USR2: Gunicorn\'s new master and its workers', () => { next = pidIn(`${pidfile}.2`) ?? 0; return next !== 0 && next !== old && full(next); }, DEADLINE_MS);
+        await sleep(2000);
+        process.kill(old, 'SIGTERM');
+        await waitUntil('the old master gone and the new one promoted', () => !alive(old) && pidIn(pidfile) === next, DEADLINE_MS);
+      },
+      stop: () => p.stop(),
+    };
+  },
+};
+
+/** PM2 cluster mode (bench/contenders.ts starts it); `pm2 reload` returns once every instance was replaced. */
+const pm2: Deployer = {
+  id: 'pm2',
+  label: 'PM2 cluster mode',
+  reloadHow: '`pm2 reload`',
+  upgradeHow: null,
+  async start(workers, port) {
+    const { running } = await pm2Contender.start(NODE_APP, workers, port);
+    return { reload: async () => { await running.pm2!(['reload', 'bench']); }, upgrade: null, stop: () => running.stop() };
+  },
+};
+
+/** bench/servers/cluster-rolling.mjs: fork new workers, then disconnect the old, on HUP. */
+const cluster: Deployer = {
+  id: 'cluster',
+  label: 'Node cluster, rolling restart',
+  reloadHow: 'HUP: fork new, disconnect old',
+  upgradeHow: null,
+  async start(workers, port) {
+    const p = new Proc([process.execPath, join(ROOT, 'bench', 'servers', 'cluster-rolling.mjs')], { BENCH_APP: NODE_APP, BENCH_PORT: String(port), BENCH_WORKERS: String(workers) });
+    await p.waitFor(/^ready \d+$/m);
+    return {
+      async reload() {
+        const before = count(p.output, /^reloaded$/gm);
+        process.kill(p.pid, 'SIGHUP');
+        await waitUntil('the rolling restart', () => count(p.output, /^reloaded$/gm) > before, DEADLINE_MS);
+      },
+      upgrade: null,
+      stop: () => p.stop(),
+    };
+  },
+};
+
+export const DEPLOYERS: readonly Deployer[] = [tsgunicorn(false), tsgunicorn(true), gunicorn, pm2, cluster];
