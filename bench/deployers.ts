@@ -39,7 +39,8 @@ const pidIn = (file: string): number | null => {
 };
 const count = (s: string, re: RegExp): number => (s.match(re) ?? []).length;
 
-function tsgunicorn(reusePort: boolean): Deployer {
+/** tsgunicorn from `home` (a snapshot of bin/ and dist/src/: see snapshotTsgunicorn). */
+function tsgunicorn(home: string, reusePort: boolean): Deployer {
   return {
     id: reusePort ? 'tsg-reuseport' : 'tsg',
     label: reusePort ? 'tsgunicorn --reuse-port' : 'tsgunicorn',
@@ -47,7 +48,7 @@ function tsgunicorn(reusePort: boolean): Deployer {
     upgradeHow: 'USR2 (the new master retires the old)',
     async start(workers, port) {
       const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-deploy-')), 'master.pid');
-      const p = new Proc([process.execPath, join(ROOT, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...(reusePort ? ['--reuse-port'] : []), NODE_APP]);
+      const p = new Proc([process.execPath, join(home, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...(reusePort ? ['--reuse-port'] : []), NODE_APP]);
       await p.waitFor(/Ready: \d+ worker/);
       const isWorker = (pid: number): boolean => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid));
       return {
@@ -144,4 +145,6 @@ const cluster: Deployer = {
   },
 };
 
-export const DEPLOYERS: readonly Deployer[] = [tsgunicorn(false), tsgunicorn(true), gunicorn, pm2, cluster];
+export function deployers(tsgHome: string): readonly Deployer[] {
+  return [tsgunicorn(tsgHome, false), tsgunicorn(tsgHome, true), gunicorn, pm2, cluster];
+}

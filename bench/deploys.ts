@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchNginx, type Nginx } from '../test/helpers/nginx.js';
 import type { LoadReport, LoadSpec, Shape } from './deploy-load.js';
-import { DEPLOYERS, GUNICORN_THREADS, type Deployer } from './deployers.js';
+import { GUNICORN_THREADS, deployers, type Deployer } from './deployers.js';
 import { writeDeploysReport, type DeployRun, type DeploysResults, type Op, type OpRun, type ProfileId } from './deploys-report.js';
-import { ROOT, freePort, placeCpus, serversOn, sleep } from './procs.js';
+import { ROOT, freePort, placeCpus, serversOn, sleep, snapshotTsgunicorn } from './procs.js';
 
 const PROFILES: Record<ProfileId, { shape: Shape; front: boolean; connections: (n: number) => number; what: string }> = {
   keepalive: { shape: 'keepalive', front: false, connections: (n) => n, what: 'keep-alive connections, GET / back to back' },
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
     options: {
       deploys: { type: 'string', default: '20' }, connections: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' },
       steady: { type: 'string', default: '2' }, profiles: { type: 'string', default: Object.keys(PROFILES).join(',') },
-      contenders: { type: 'string', default: DEPLOYERS.map((d) => d.id).join(',') }, out: { type: 'string', default: join(ROOT, 'docs') }, render: { type: 'string' },
+      contenders: { type: 'string', default: 'tsg,tsg-reuseport,gunicorn,pm2,cluster' }, out: { type: 'string', default: join(ROOT, 'docs') }, render: { type: 'string' },
     },
   });
   if (values.render) {
@@ -110,7 +110,8 @@ async function main(): Promise<void> {
   }
   const o: Options = { deploys: Number(values.deploys), connections: Number(values.connections), workers: Number(values.workers), steadyS: Number(values.steady) };
   const profiles = values.profiles.split(',') as ProfileId[];
-  const chosen = values.contenders.split(',').map((id) => DEPLOYERS.find((d) => d.id === id) ?? (() => { throw new Error(`no contender ${id}`); })());
+  const all = deployers(snapshotTsgunicorn());
+  const chosen = values.contenders.split(',').map((id) => all.find((d) => d.id === id) ?? (() => { throw new Error(`no contender ${id}`); })());
   const placement = placeCpus();
   serversOn(placement?.servers ?? null);
   const started = Date.now();

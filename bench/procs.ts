@@ -2,9 +2,10 @@
 // memory in /proc, and stop exactly the processes it started (by pid, never by name).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { request } from 'node:http';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { alive, childrenOf, cmdline, cpuMs, freePort, socketInodes, tcpInodes } from '../test/helpers/proc.js';
 
@@ -174,4 +175,14 @@ export class Proc {
     }
     await waitUntil('bench processes to exit', () => pids.every((p) => !alive(p)), 10000, 10);
   }
+}
+
+/** Copies bin/ and dist/src/ aside, so that a rebuild by someone else during the run changes nothing. */
+export function snapshotTsgunicorn(): string {
+  const home = mkdtempSync(join(tmpdir(), 'tsg-bench-'));
+  cpSync(join(ROOT, 'bin'), join(home, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'dist', 'src'), join(home, 'dist', 'src'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(home, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(home, 'node_modules'));
+  return home;
 }

@@ -8,13 +8,13 @@
 //   node dist/bench/run.js --render docs/performance-results.json [--out DIR]
 
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { contenders, type Contender, type ContenderId } from './contenders.js';
 import { measureHup, measurePm2Reload, measureUsr2 } from './lifecycle.js';
-import { ROOT, UNSET_FOR_SERVERS, connectionsPerWorker, cpuMs, freePort, placeCpus, rssMiB, serversOn, sleep } from './procs.js';
+import { ROOT, UNSET_FOR_SERVERS, connectionsPerWorker, cpuMs, freePort, placeCpus, rssMiB, serversOn, sleep, snapshotTsgunicorn } from './procs.js';
 import { writeReport } from './report.js';
 import type { AppId, LoadSample, Meta, Results, Settings } from './results.js';
 import { countWorkers, load, wrkVersion } from './wrk.js';
@@ -38,16 +38,6 @@ const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().t
 function rotate<T>(xs: readonly T[], round: number, rounds: number): T[] {
   const k = Math.round((round * xs.length) / rounds) % xs.length;
   return [...xs.slice(k), ...xs.slice(0, k)];
-}
-
-/** Copies bin/ and dist/src/ aside, so that a rebuild by someone else during the run changes nothing. */
-function snapshotTsgunicorn(): string {
-  const home = mkdtempSync(join(tmpdir(), 'tsg-bench-'));
-  cpSync(join(ROOT, 'bin'), join(home, 'bin'), { recursive: true });
-  cpSync(join(ROOT, 'dist', 'src'), join(home, 'dist', 'src'), { recursive: true });
-  cpSync(join(ROOT, 'package.json'), join(home, 'package.json'));
-  symlinkSync(join(ROOT, 'node_modules'), join(home, 'node_modules'));
-  return home;
 }
 
 async function waitQuiet(enabled: boolean): Promise<Meta['quiet']> {
