@@ -127,7 +127,8 @@ export const pm2: Contender = {
     const home = mkdtempSync(join(tmpdir(), 'tsg-bench-pm2-'));
     const config = join(home, 'bench.json');
     writeFileSync(config, JSON.stringify({
-      apps: [{ name: 'bench', script: join(SERVERS, 'http-server.mjs'), exec_mode: 'cluster', instances: workers, env: { BENCH_APP: app, BENCH_PORT: String(port) } }],
+      // kill_timeout: PM2's 1.6 s would kill a worker in the middle of a 2 s request.
+      apps: [{ name: 'bench', script: join(SERVERS, 'http-server.mjs'), exec_mode: 'cluster', instances: workers, kill_timeout: 5000, env: { BENCH_APP: app, BENCH_PORT: String(port) } }],
     }));
     const env = { PM2_HOME: home };
     const p = new Proc([process.execPath, pm2Bin(), 'start', config], env);

@@ -2,7 +2,8 @@
 // CPU is not the bench's and a busy bench never delays a request). Node's client: a request is
 // never retried, and each failure is counted by kind. The bench names the current segment
 // (`reload:deploy`, `reload:steady`, ...); each request is counted, with its latency, in the
-// segment it started in. Messages: {t:'segment', name} and {t:'stop'} in, {t:'report', ...} out.
+// segment it started in. Messages: {t:'segment', name} (acknowledged with {t:'segment'}) and
+// {t:'stop'} in, {t:'report', ...} out.
 
 import { Agent, request, type RequestOptions } from 'node:http';
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
@@ -124,7 +125,10 @@ class DeployLoad {
 if (process.send) {
   const load = new DeployLoad(JSON.parse(process.argv[2]!) as LoadSpec);
   process.on('message', (m: { t: 'segment'; name: string } | { t: 'stop' }) => {
-    if (m.t === 'segment') load.segment(m.name);
+    if (m.t === 'segment') {
+      load.segment(m.name);
+      process.send!({ t: 'segment' });
+    }
     else void load.stop().then((report) => process.send!({ t: 'report', report }, () => process.exit(0)));
   });
   // The bench is gone (it failed): so is its load.

@@ -31,8 +31,24 @@ export interface Deployer {
 const NODE_APP = join(ROOT, 'bench', 'apps', 'deploy.mjs');
 const DEADLINE_MS = 60_000;
 const GUNICORN = '/usr/bin/gunicorn';
-/** Gunicorn's gthread threads per worker: enough for the mix's slow requests at 1,000 connections. */
-export const GUNICORN_THREADS = 32;
+/**
+ * Gunicorn's gthread threads per worker. A thread serves one request at a time, and the mix keeps
+ * about 900 of its 2 s requests in flight at 1,000 connections: one thread per connection on 2
+ * workers, so that Gunicorn is measured on its deploys, not on a queue for threads.
+ */
+export const GUNICORN_THREADS = 512;
+/** How often a deploy's end is checked (each check reads /proc on the load's CPU). */
+const POLL_MS = 25;
+
+/** Waits for `boot`; stops `p` if it fails, so that nothing of a failed start lingers. */
+async function booted(p: Proc, boot: () => Promise<unknown>): Promise<void> {
+  try {
+    await boot();
+  } catch (err) {
+    await p.stop();
+    throw err;
+  }
+}
 
 const pidIn = (file: string): number | null => {
   try { return Number(readFileSync(file, 'utf8').trim()) || null; } catch { return null; }
@@ -49,7 +65,7 @@ function tsgunicorn(home: string, reusePort: boolean): Deployer {
     async start(workers, port) {
       const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-deploy-')), 'master.pid');
       const p = new Proc([process.execPath, join(home, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...(reusePort ? ['--reuse-port'] : []), NODE_APP]);
-      await p.waitFor(/Ready: \d+ worker/);
+      await booted(p, () => p.waitFor(/Ready: \d+ worker/));
       const isWorker = (pid: number): boolean => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid));
       return {
         async reload() {
@@ -57,13 +73,13 @@ function tsgunicorn(home: string, reusePort: boolean): Deployer {
           const old = childrenOf(master).filter(isWorker);
           const before = count(p.output, /Reloaded: /g);
           process.kill(master, 'SIGHUP');
-          await waitUntil('HUP: the new workers serving and the old gone', () => count(p.output, /Reloaded: /g) > before && old.every((w) => !alive(w)), DEADLINE_MS);
+          await waitUntil('HUP: the new workers serving and the old gone', () => count(p.output, /Reloaded: /g) > before && old.every((w) => !alive(w)), DEADLINE_MS, POLL_MS);
         },
         async upgrade() {
           const old = pidIn(pidfile)!;
           process.kill(old, 'SIGUSR2');
           // The new master writes the pidfile once it serves; the old one exits after it.
-          await waitUntil('USR2: the new master serving and the old gone', () => { const next = pidIn(pidfile); return next !== null && next !== old && !alive(old); }, DEADLINE_MS);
+          await waitUntil('USR2: the new master serving and the old gone', () => { const next = pidIn(pidfile); return next !== null && next !== old && !alive(old); }, DEADLINE_MS, POLL_MS);
         },
         stop: () => p.stop(),
       };
@@ -72,7 +88,9 @@ function tsgunicorn(home: string, reusePort: boolean): Deployer {
 }
 
 /**
- * Debian's Gunicorn with the gthread worker. HUP starts new workers and retires the old ones.
+ * Debian's Gunicorn with the gthread worker, keep-alive 5 s (tsgunicorn's and Node's; Gunicorn's
+ * own 2 s would race nginx's 4 s idle upstream connections). HUP starts new workers and retires
+ * the old ones.
  * The upgrade is Gunicorn's documented USR2 dance without WINCH, which Gunicorn ignores unless it
  * daemonized (under systemd it does not; QUIT is Gunicorn's quick stop): USR2, wait for the new
  * master's workers and give them 2 s to load the app (Gunicorn says nothing when a worker is
@@ -86,26 +104,29 @@ const gunicorn: Deployer = {
   async start(workers, port) {
     if (!existsSync(GUNICORN)) throw new Error(`no ${GUNICORN} (apt-get install gunicorn)`);
     const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-gunicorn-')), 'gunicorn.pid');
-    const p = new Proc([GUNICORN, '-k', 'gthread', '--threads', String(GUNICORN_THREADS), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, '--chdir', join(ROOT, 'bench', 'apps'), 'deploy_wsgi:application']);
+    const p = new Proc([GUNICORN, '-k', 'gthread', '--threads', String(GUNICORN_THREADS), '--keep-alive', '5', '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, '--chdir', join(ROOT, 'bench', 'apps'), 'deploy_wsgi:application']);
     const full = (master: number): boolean => childrenOf(master).length >= workers;
-    await waitUntil('Gunicorn\'s workers', () => pidIn(pidfile) !== null && full(pidIn(pidfile)!), DEADLINE_MS);
-    await firstResponse(port);
+    await booted(p, async () => {
+      await waitUntil('Gunicorn\'s workers', () => p.exited || (pidIn(pidfile) !== null && full(pidIn(pidfile)!)), DEADLINE_MS);
+      if (p.exited) throw new Error(`Gunicorn exited at start:\n${p.output}`);
+      await firstResponse(port);
+    });
     return {
       async reload() {
         const master = pidIn(pidfile)!;
         const old = childrenOf(master);
         process.kill(master, 'SIGHUP');
-        await waitUntil('HUP: the old workers gone and as many new', () => old.every((w) => !alive(w)) && full(master), DEADLINE_MS);
+        await waitUntil('HUP: the old workers gone and as many new', () => old.every((w) => !alive(w)) && full(master), DEADLINE_MS, POLL_MS);
       },
       async upgrade() {
         const old = pidIn(pidfile)!;
         process.kill(old, 'SIGUSR2');
         // The new master writes PIDFILE.2 until the old one is gone, then renames it (its "promotion").
         let next = 0;
-        await waitUntil('USR2: Gunicorn\'s new master and its workers', () => { next = pidIn(`${pidfile}.2`) ?? 0; return next !== 0 && next !== old && full(next); }, DEADLINE_MS);
+        await waitUntil('USR2: Gunicorn\'s new master and its workers', () => { next = pidIn(`${pidfile}.2`) ?? 0; return next !== 0 && next !== old && full(next); }, DEADLINE_MS, POLL_MS);
         await sleep(2000);
         process.kill(old, 'SIGTERM');
-        await waitUntil('the old master gone and the new one promoted', () => !alive(old) && pidIn(pidfile) === next, DEADLINE_MS);
+        await waitUntil('the old master gone and the new one promoted', () => !alive(old) && pidIn(pidfile) === next, DEADLINE_MS, POLL_MS);
       },
       stop: () => p.stop(),
     };
@@ -132,12 +153,12 @@ const cluster: Deployer = {
   upgradeHow: null,
   async start(workers, port) {
     const p = new Proc([process.execPath, join(ROOT, 'bench', 'servers', 'cluster-rolling.mjs')], { BENCH_APP: NODE_APP, BENCH_PORT: String(port), BENCH_WORKERS: String(workers) });
-    await p.waitFor(/^ready \d+$/m);
+    await booted(p, () => p.waitFor(/^ready \d+$/m));
     return {
       async reload() {
         const before = count(p.output, /^reloaded$/gm);
         process.kill(p.pid, 'SIGHUP');
-        await waitUntil('the rolling restart', () => count(p.output, /^reloaded$/gm) > before, DEADLINE_MS);
+        await waitUntil('the rolling restart', () => count(p.output, /^reloaded$/gm) > before, DEADLINE_MS, POLL_MS);
       },
       upgrade: null,
       stop: () => p.stop(),

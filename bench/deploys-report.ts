@@ -73,11 +73,11 @@ function results(r: DeploysResults): string {
       const o = run.ops[op];
       if (!o) continue;
       const f = figures(o);
-      rows.push([run.profile, run.label, how(run, op), int(f.requests), num(f.perMillion, f.perMillion > 0 && f.perMillion < 10 ? 1 : 0), f.kinds,
+      rows.push([run.profile, run.label, how(run, op), int(f.requests), int(f.failed), num(f.perMillion, f.perMillion > 0 && f.perMillion < 10 ? 1 : 0), f.kinds,
         num(f.p99Steady, 1), num(f.p99Deploy, 1), ratio(f.p99Deploy / f.p99Steady), `${num(f.medianMs)} (${num(f.maxMs)})`]);
     }
   }
-  return table(['Profile', 'Contender', 'Deploy', 'Requests', 'Failed per million', 'Failed by kind', 'p99 between deploys, ms', 'p99 during deploys, ms', 'during / between', 'Deploy time, ms: median (max)'], rows);
+  return table(['Profile', 'Contender', 'Deploy', 'Requests', 'Failed', 'Failed per million', 'Failed by kind', 'p99 between deploys, ms', 'p99 during deploys, ms', 'during / between', 'Deploy time, ms: median (max)'], rows);
 }
 
 function chart(r: DeploysResults): string {
@@ -87,7 +87,7 @@ function chart(r: DeploysResults): string {
   const value = (profile: ProfileId, k: string): { median: number; min: number; max: number } | null => {
     for (const x of r.runs) {
       const op = OPS.find((o) => x.profile === profile && x.ops[o] && key(x, o) === k);
-      if (op) { const v = figures(x.ops[op]!).perMillion; return { median: v, min: v, max: v }; }
+      if (op) { const v = figures(x.ops[op]!).perMillion; return Number.isFinite(v) ? { median: v, min: v, max: v } : null; }
     }
     return null;
   };

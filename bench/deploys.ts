@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchNginx, type Nginx } from '../test/helpers/nginx.js';
 import type { LoadReport, LoadSpec, Shape } from './deploy-load.js';
-import { GUNICORN_THREADS, deployers, type Deployer } from './deployers.js';
+import { GUNICORN_THREADS, deployers, type Deployed, type Deployer } from './deployers.js';
 import { writeDeploysReport, type DeployRun, type DeploysResults, type Op, type OpRun, type ProfileId } from './deploys-report.js';
 import { ROOT, freePort, placeCpus, serversOn, sleep, snapshotTsgunicorn } from './procs.js';
 
@@ -29,27 +29,50 @@ const PROFILES: Record<ProfileId, { shape: Shape; front: boolean; connections: (
 
 const log = (msg: string): void => { process.stderr.write(`[deploys ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
 
-/** The load process for `spec`; segment() names where the next requests count, stop() reports. */
-function startLoad(spec: LoadSpec): { segment(name: string): void; stop(): Promise<LoadReport>; kill(): void } {
+/**
+ * The load process for `spec`. segment() resolves once the load counts its new requests in the
+ * named window (before a deploy's signal goes out); stop() resolves with the report.
+ */
+function startLoad(spec: LoadSpec): { segment(name: string): Promise<void>; stop(): Promise<LoadReport>; kill(): void } {
   const child = fork(join(ROOT, 'dist', 'bench', 'deploy-load.js'), [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let switched: (() => void) | null = null;
+  let died: ((err: Error) => void) | null = null;
   const report = new Promise<LoadReport>((resolve, reject) => {
-    child.on('message', (m: { t: 'report'; report: LoadReport }) => resolve(m.report));
-    child.once('exit', (code) => reject(new Error(`the load process exited (${code}) before it reported`)));
+    child.on('message', (m: { t: 'segment' } | { t: 'report'; report: LoadReport }) => {
+      if (m.t === 'segment') switched?.();
+      else resolve(m.report);
+    });
+    child.once('exit', (code) => {
+      const err = new Error(`the load process exited (${code}) before it reported`);
+      died?.(err);
+      reject(err);
+    });
   });
+  report.catch(() => undefined);
+  child.on('error', () => undefined);
+  const ask = (m: object): void => {
+    if (!child.connected) throw new Error('the load process is gone');
+    child.send(m);
+  };
   return {
-    segment: (name) => { child.send({ t: 'segment', name }); },
-    stop: () => { child.send({ t: 'stop' }); return report; },
-    kill: () => { report.catch(() => undefined); child.kill('SIGKILL'); },
+    segment: (name) => new Promise<void>((resolve, reject) => {
+      switched = resolve;
+      died = reject;
+      ask({ t: 'segment', name });
+    }),
+    stop: () => { ask({ t: 'stop' }); return report; },
+    kill: () => { child.kill('SIGKILL'); },
   };
 }
 
 async function runOne(d: Deployer, profile: ProfileId, o: Options): Promise<DeployRun> {
   const p = PROFILES[profile];
   const port = await freePort();
-  const deployed = await d.start(o.workers, port);
+  let deployed: Deployed | null = null;
   let front: Nginx | null = null;
   let load: ReturnType<typeof startLoad> | null = null;
   try {
+    deployed = await d.start(o.workers, port);
     if (p.front) front = await launchNginx({ upstream: `127.0.0.1:${port}`, workerConnections: 4 * o.connections + 512 });
     load = startLoad({ port: front?.port ?? port, connections: p.connections(o.connections), shape: p.shape });
     await sleep(3000);
@@ -58,19 +81,19 @@ async function runOne(d: Deployer, profile: ProfileId, o: Options): Promise<Depl
       if (!run) continue;
       const ms: number[] = (durations[op] = []);
       for (let i = 0; i < o.deploys; i++) {
-        load.segment(`${op}:steady`);
+        await load.segment(`${op}:steady`);
         await sleep(o.steadyS * 1000);
-        load.segment(`${op}:deploy`);
+        await load.segment(`${op}:deploy`);
         const t0 = performance.now();
         await run();
         ms.push(performance.now() - t0);
       }
       // The last deploy's tail is counted too.
-      load.segment(`${op}:steady`);
+      await load.segment(`${op}:steady`);
       await sleep(o.steadyS * 1000);
       log(`${d.id} ${profile} ${op}: ${o.deploys} done`);
     }
-    load.segment('end');
+    await load.segment('end');
     const report = await load.stop();
     load = null;
     const ops: Partial<Record<Op, OpRun>> = {};
@@ -79,7 +102,7 @@ async function runOne(d: Deployer, profile: ProfileId, o: Options): Promise<Depl
   } finally {
     load?.kill();
     await front?.stop();
-    await deployed.stop();
+    await deployed?.stop();
   }
 }
 

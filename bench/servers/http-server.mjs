@@ -15,3 +15,6 @@ if (process.env.BENCH_REUSE_PORT === '1') {
 } else {
   server.listen(port, '127.0.0.1', listening);
 }
+// The graceful stop PM2's documentation asks of an app: `pm2 reload` sends SIGINT, then SIGKILL
+// after kill_timeout.
+process.once('SIGINT', () => server.close(() => process.exit(0)));

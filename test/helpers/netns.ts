@@ -46,8 +46,8 @@ export function createHost(t: ExecutionContext, n: number): Host {
   const holder = execFileSync('ip', ['-o', 'addr', 'show', 'to', `10.231.${n}.1/32`], { encoding: 'utf8' }).split(' ')[1]?.split('@')[0];
   if (holder?.startsWith('tsgf')) spawnSync('ip', ['link', 'del', holder], { stdio: 'ignore' });
   const ns = `${PREFIX}${process.pid}-${n}`;
-  // An interface name has at most 15 characters: 4 + a pid (at most 7 digits) + n.
-  const outside = `tsgf${process.pid}${n}`;
+  // An interface name has at most 15 characters: 4 + a pid (at most 7 digits) + 1 + n (at most 3).
+  const outside = `tsgf${process.pid}-${n}`;
   t.teardown(() => { spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); });
   ip('netns', 'add', ns);
   ip('link', 'add', outside, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);

@@ -43,8 +43,7 @@ worker_processes 1;
 pid ${join(dir, 'nginx.pid')};
 # warn, not the default error: also "upstream server temporarily disabled" and the like.
 error_log ${join(dir, 'error.log')} warn;
-# Each connection is a descriptor: let a worker have them all.
-worker_rlimit_nofile ${workerConnections + 64};
+${workerConnections > 1024 ? `# Each connection is a descriptor: let a worker have them all.\nworker_rlimit_nofile ${workerConnections + 64};` : ''}
 events { worker_connections ${workerConnections}; }
 http {
     access_log off;
