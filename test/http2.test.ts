@@ -138,9 +138,8 @@ interface Operation {
   readonly start: number;
   readonly flags: readonly string[];
   run(d: Daemon, pidfile: string): Promise<void>;
-  /** How many sessions the old workers close at least, and how many workers serve in all. */
+  /** How many sessions the old workers close at least. */
   readonly closes: number;
-  readonly workers: number;
 }
 
 const gone = (pids: number[]): Promise<void> => waitUntil('the old workers gone', () => pids.every((p) => !alive(p)), 40000);
@@ -156,7 +155,6 @@ const OPERATIONS: Record<string, Operation> = {
       await gone(old);
     },
     closes: 20,
-    workers: 3,
   },
   USR2: {
     start: 2,
@@ -167,7 +165,6 @@ const OPERATIONS: Record<string, Operation> = {
       await waitUntil('the old master gone', () => !alive(d.pid) && pidIn(pidfile) !== d.pid, 40000);
     },
     closes: 20,
-    workers: 3,
   },
   // One worker holds every session; TTIN adds a younger one, and TTOU retires the oldest.
   'TTIN then TTOU': {
@@ -181,7 +178,6 @@ const OPERATIONS: Record<string, Operation> = {
       await gone([first!]);
     },
     closes: 20,
-    workers: 2,
   },
   'max_requests recycling': {
     start: 2,
@@ -191,7 +187,6 @@ const OPERATIONS: Record<string, Operation> = {
       await gone([Number(m[1])]);
     },
     closes: 1,
-    workers: 3,
   },
 };
 
@@ -205,6 +200,7 @@ for (const [tname, tr] of Object.entries(TRANSPORTS)) {
       await d.waitReady();
       const load = stopAtTeardown(t, new H2Load(`${tr.scheme}://127.0.0.1:${port}`, 20, 10, tr.client(dir)));
       await waitUntil('load running', () => load.served > 1000, 30000);
+      const oldWorkers = new Set(d.workers().map(String));
       await op.run(d, pidfile);
       const after = load.served;
       await waitUntil('served after it', () => load.served > after + 1000, 30000);
@@ -213,7 +209,9 @@ for (const [tname, tr] of Object.entries(TRANSPORTS)) {
       t.is(r.failed, 0, JSON.stringify(r.errors));
       t.true(r.sessionsClosed >= op.closes, 'the old workers closed their sessions');
       t.is(r.closedAfterGoaway, r.sessionsClosed, 'each with a GOAWAY before the close');
-      t.true(r.workers.size >= op.workers, 'served by the old workers and new ones');
+      // With a shared socket one worker may accept all 20 sessions, so count kinds, not pids.
+      const seen = [...r.workers];
+      t.true(seen.some((w) => oldWorkers.has(w)) && seen.some((w) => !oldWorkers.has(w)), `served by an old worker and a new one (old ${[...oldWorkers]}, seen ${seen})`);
     });
   }
 }
