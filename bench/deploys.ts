@@ -10,7 +10,7 @@
 //   node dist/bench/deploys.js --render docs/performance-deploys.json [--out DIR]
 
 import { execFileSync, fork, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -127,6 +127,7 @@ async function main(): Promise<void> {
       contenders: { type: 'string', default: 'tsg,tsg-reuseport,gunicorn,pm2,cluster' }, out: { type: 'string', default: join(ROOT, 'docs') }, render: { type: 'string' },
     },
   });
+  mkdirSync(values.out, { recursive: true });
   if (values.render) {
     for (const f of writeDeploysReport(JSON.parse(readFileSync(values.render, 'utf8')) as DeploysResults, values.out)) log(`wrote ${f}`);
     return;

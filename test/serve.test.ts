@@ -1,8 +1,9 @@
 import test from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { alive, cmdline, fixture, freePort, get, runCli, start, tempDir, waitUntil } from './helpers/daemon.js';
+import { lacksSs, needing } from './helpers/requirements.js';
 
 test('serves GET through 2 workers, writes and removes the pidfile, TERM exits 0', async (t) => {
   const port = await freePort();
@@ -133,4 +134,31 @@ test('connections made while the first workers boot wait in the backlog instead 
   t.notRegex(d.output, /Booted worker/, 'no worker is up yet');
   const res = await get(`http://127.0.0.1:${port}/`);
   t.is(res.body, 'finally\n');
+});
+
+// Node ignores `backlog` in listen()'s options on a descriptor (it listens with 511); the master's
+// first listen and each worker's must both pass it on. ss(8) reads each listening socket's backlog.
+const SOCKET_KINDS: Record<string, (dir: string, port: number) => { flags: string[]; ss: string[]; mine: (line: string) => boolean }> = {
+  TCP: (_dir, port) => ({ flags: ['-b', `127.0.0.1:${port}`], ss: ['-Hltn', `sport = :${port}`], mine: () => true }),
+  'TCP with reuse_port': (_dir, port) => ({ flags: ['-b', `127.0.0.1:${port}`, '--reuse-port'], ss: ['-Hltn', `sport = :${port}`], mine: () => true }),
+  'a unix socket': (dir) => ({ flags: ['-b', `unix:${join(dir, 's.sock')}`], ss: ['-Hlx'], mine: (line) => line.includes(dir) }),
+};
+needing(lacksSs(), 'backlog is what the kernel gets on every socket kind', () => {
+  for (const [kind, make] of Object.entries(SOCKET_KINDS)) {
+    test(`${kind}: the kernel gets --backlog while the first workers boot, once they serve, and after a HUP`, async (t) => {
+      const dir = tempDir();
+      const k = make(dir, await freePort());
+      const backlogs = (): number[] => spawnSync('ss', k.ss, { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.includes('LISTEN') && k.mine(l))
+        .map((l) => { const f = l.trim().split(/\s+/); return Number(f[f.indexOf('LISTEN') + 2]); });
+      const d = start(t, ['-w', '2', '--backlog', '1234', ...k.flags, fixture('slow-boot.mjs')]);
+      await waitUntil('listening', () => backlogs().length > 0);
+      t.notRegex(d.output, /Booted worker/, 'no worker is up yet');
+      t.deepEqual([...new Set(backlogs())], [1234], 'the master listens with it');
+      await d.waitReady();
+      t.deepEqual([...new Set(backlogs())], [1234], 'the workers listen with it');
+      d.signal('SIGHUP');
+      await d.waitForLog(/Reloaded: /);
+      t.deepEqual([...new Set(backlogs())], [1234], 'the new workers listen with it');
+    });
+  }
 });

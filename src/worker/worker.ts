@@ -151,7 +151,8 @@ export class Worker {
   private listen(srv: Server, fd: number): Promise<void> {
     return new Promise<void>((done, fail) => {
       srv.once('error', fail);
-      srv.listen({ fd, backlog: this.s.backlog }, () => { srv.off('error', fail); done(); });
+      // The backlog as the second argument: Node ignores the option on a descriptor (see listen-now).
+      srv.listen({ fd }, this.s.backlog, () => { srv.off('error', fail); done(); });
     });
   }
 

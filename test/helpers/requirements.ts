@@ -29,6 +29,11 @@ export function lacksSocketActivate(): string | null {
   return hasCommand('systemd-socket-activate') ? null : 'no systemd-socket-activate (apt-get install systemd)';
 }
 
+/** Why listening sockets' backlogs cannot be read here (ss(8) reads them from the kernel), or null. */
+export function lacksSs(): string | null {
+  return hasCommand('ss') ? null : 'no ss (apt-get install iproute2)';
+}
+
 /** Why sd_notify cannot be tested here (the addon, and Python for the receiving end), or null. */
 export function lacksNotify(): string | null {
   if (!loads('sd-notify')) return 'no sd-notify addon (apt-get install libsystemd-dev build-essential python3, then npm rebuild sd-notify)';
