@@ -26,6 +26,8 @@ export interface DeployRun {
   readonly upgradeHow: string | null;
   readonly profile: ProfileId;
   readonly ops: Partial<Record<Op, OpRun>>;
+  /** When, and at which commit, when the runs of one file were measured at different times (--merge). */
+  readonly measured?: string;
 }
 
 export interface DeploysResults {
@@ -100,6 +102,13 @@ function chart(r: DeploysResults): string {
   });
 }
 
+/** Which contenders were measured when, for a file merged from runs at different times. */
+function measuredRows(r: DeploysResults): string[][] {
+  const when = new Map<string, Set<string>>();
+  for (const x of r.runs) if (x.measured) (when.get(x.measured) ?? when.set(x.measured, new Set()).get(x.measured)!).add(x.label);
+  return when.size ? [['Measured', [...when].map(([t, labels]) => `${[...labels].join(', ')}: ${t}`).join('; ')]] : [];
+}
+
 function generated(r: DeploysResults): string {
   const m = r.meta;
   const s = m.settings;
@@ -110,6 +119,7 @@ function generated(r: DeploysResults): string {
       ['Command', `\`${m.command}\` on ${m.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(m.durationS / 60)} min`],
       ['Machine', `${m.machine}; ${m.placement}`],
       ['Versions', Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')],
+      ...measuredRows(r),
       ['Each cell', `${s.workers} workers; ${s.deploys} deploys of each kind in a row, each after ${s.steadyS} s of steady load; Gunicorn with ${s.gunicornThreads} threads per worker`],
       ['Load', 'bench/deploy-load.ts, a Node client in its own process: never retries, counts each request in the window it started in; a failure is a refused or reset connection, a 5xx, any other non-2xx, or no answer within 15 s; the latency of every answered request but the mix\'s 2 s ones'],
       ...Object.entries(m.profiles).map(([p, what]) => [`Profile ${p}`, `${p === 'fresh' ? '' : `${s.connections} `}${what}`]),

@@ -8,6 +8,8 @@
 //   node dist/bench/deploys.js [--deploys N] [--connections N] [--workers N] [--steady S]
 //       [--profiles keepalive,fresh,mix,nginx] [--contenders tsg,tsg-reuseport,gunicorn,pm2,cluster] [--out DIR]
 //   node dist/bench/deploys.js --render docs/performance-deploys.json [--out DIR]
+// --merge FILE keeps FILE's runs of the cells not measured now (after a change to one contender,
+// its cells alone are measured again); the report says which were measured when.
 
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -125,6 +127,7 @@ async function main(): Promise<void> {
       deploys: { type: 'string', default: '20' }, connections: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' },
       steady: { type: 'string', default: '2' }, profiles: { type: 'string', default: Object.keys(PROFILES).join(',') },
       contenders: { type: 'string', default: 'tsg,tsg-reuseport,gunicorn,pm2,cluster' }, out: { type: 'string', default: join(ROOT, 'docs') }, render: { type: 'string' },
+      merge: { type: 'string' },
     },
   });
   mkdirSync(values.out, { recursive: true });
@@ -173,7 +176,20 @@ async function main(): Promise<void> {
     runs,
     failures,
   };
-  for (const f of writeDeploysReport(results, values.out)) log(`wrote ${f}`);
+  for (const f of writeDeploysReport(values.merge ? merged(JSON.parse(readFileSync(values.merge, 'utf8')) as DeploysResults, results) : results, values.out)) log(`wrote ${f}`);
+}
+
+/** `now`, with the runs of `before` for the cells `now` did not measure, each run saying when it was measured. */
+function merged(before: DeploysResults, now: DeploysResults): DeploysResults {
+  const when = (m: DeploysResults['meta']): string => `${m.date.slice(0, 16).replace('T', ' ')} UTC at ${m.versions['tsgunicorn']?.split(' at ')[1] ?? '?'}`;
+  const cell = (x: DeployRun): string => `${x.profile} ${x.contender}`;
+  const fresh = new Set(now.runs.map(cell));
+  const order = (x: DeployRun): number => Object.keys(PROFILES).indexOf(x.profile) * 100 + deployers('').findIndex((d) => d.id === x.contender);
+  const runs = [
+    ...before.runs.filter((x) => !fresh.has(cell(x))).map((x) => ({ ...x, measured: x.measured ?? when(before.meta) })),
+    ...now.runs.map((x) => ({ ...x, measured: when(now.meta) })),
+  ].sort((a, b) => order(a) - order(b));
+  return { meta: { ...now.meta, profiles: { ...before.meta.profiles, ...now.meta.profiles } }, runs, failures: [...before.failures, ...now.failures] };
 }
 
 await main();
