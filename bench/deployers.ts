@@ -55,35 +55,47 @@ const pidIn = (file: string): number | null => {
 };
 const count = (s: string, re: RegExp): number => (s.match(re) ?? []).length;
 
-/** tsgunicorn from `home` (a snapshot of bin/ and dist/src/: see snapshotTsgunicorn). */
+/** A tsgunicorn the bench started: its master (from the pidfile: USR2 changes it) and workers. */
+export interface Tsgunicorn extends Deployed {
+  master(): number;
+  workers(): number[];
+  readonly upgrade: () => Promise<void>;
+}
+
+/** Starts tsgunicorn from `home` (a snapshot of bin/ and dist/src/: see snapshotTsgunicorn) with `flags`. */
+export async function startTsgunicorn(home: string, workers: number, port: number, flags: readonly string[] = []): Promise<Tsgunicorn> {
+  const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-deploy-')), 'master.pid');
+  const p = new Proc([process.execPath, join(home, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...flags, NODE_APP]);
+  await booted(p, () => p.waitFor(/Ready: \d+ worker/));
+  const isWorker = (pid: number): boolean => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid));
+  const master = (): number => pidIn(pidfile)!;
+  const workersOf = (): number[] => childrenOf(master()).filter(isWorker);
+  return {
+    master,
+    workers: workersOf,
+    async reload() {
+      const old = workersOf();
+      const before = count(p.output, /Reloaded: /g);
+      process.kill(master(), 'SIGHUP');
+      await waitUntil('HUP: the new workers serving and the old gone', () => count(p.output, /Reloaded: /g) > before && old.every((w) => !alive(w)), DEADLINE_MS, POLL_MS);
+    },
+    async upgrade() {
+      const old = master();
+      process.kill(old, 'SIGUSR2');
+      // The new master writes the pidfile once it serves; the old one exits after it.
+      await waitUntil('USR2: the new master serving and the old gone', () => { const next = pidIn(pidfile); return next !== null && next !== old && !alive(old); }, DEADLINE_MS, POLL_MS);
+    },
+    stop: () => p.stop(),
+  };
+}
+
 function tsgunicorn(home: string, reusePort: boolean): Deployer {
   return {
     id: reusePort ? 'tsg-reuseport' : 'tsg',
     label: reusePort ? 'tsgunicorn --reuse-port' : 'tsgunicorn',
     reloadHow: 'HUP',
     upgradeHow: 'USR2 (the new master retires the old)',
-    async start(workers, port) {
-      const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-deploy-')), 'master.pid');
-      const p = new Proc([process.execPath, join(home, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...(reusePort ? ['--reuse-port'] : []), NODE_APP]);
-      await booted(p, () => p.waitFor(/Ready: \d+ worker/));
-      const isWorker = (pid: number): boolean => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid));
-      return {
-        async reload() {
-          const master = pidIn(pidfile)!;
-          const old = childrenOf(master).filter(isWorker);
-          const before = count(p.output, /Reloaded: /g);
-          process.kill(master, 'SIGHUP');
-          await waitUntil('HUP: the new workers serving and the old gone', () => count(p.output, /Reloaded: /g) > before && old.every((w) => !alive(w)), DEADLINE_MS, POLL_MS);
-        },
-        async upgrade() {
-          const old = pidIn(pidfile)!;
-          process.kill(old, 'SIGUSR2');
-          // The new master writes the pidfile once it serves; the old one exits after it.
-          await waitUntil('USR2: the new master serving and the old gone', () => { const next = pidIn(pidfile); return next !== null && next !== old && !alive(old); }, DEADLINE_MS, POLL_MS);
-        },
-        stop: () => p.stop(),
-      };
-    },
+    start: (workers, port) => startTsgunicorn(home, workers, port, reusePort ? ['--reuse-port'] : []),
   };
 }
 

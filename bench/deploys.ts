@@ -11,13 +11,14 @@
 // --merge FILE keeps FILE's runs of the cells not measured now (after a change to one contender,
 // its cells alone are measured again); the report says which were measured when.
 
-import { execFileSync, fork, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchNginx, type Nginx } from '../test/helpers/nginx.js';
-import type { LoadReport, LoadSpec, Shape } from './deploy-load.js';
+import type { Shape } from './deploy-load.js';
+import { startLoad } from './load-process.js';
 import { GUNICORN_THREADS, deployers, type Deployed, type Deployer } from './deployers.js';
 import { writeDeploysReport, type DeployRun, type DeploysResults, type Op, type OpRun, type ProfileId } from './deploys-report.js';
 import { ROOT, freePort, placeCpus, serversOn, sleep, snapshotTsgunicorn } from './procs.js';
@@ -30,42 +31,6 @@ const PROFILES: Record<ProfileId, { shape: Shape; front: boolean; connections: (
 };
 
 const log = (msg: string): void => { process.stderr.write(`[deploys ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
-
-/**
- * The load process for `spec`. segment() resolves once the load counts its new requests in the
- * named window (before a deploy's signal goes out); stop() resolves with the report.
- */
-function startLoad(spec: LoadSpec): { segment(name: string): Promise<void>; stop(): Promise<LoadReport>; kill(): void } {
-  const child = fork(join(ROOT, 'dist', 'bench', 'deploy-load.js'), [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  let switched: (() => void) | null = null;
-  let died: ((err: Error) => void) | null = null;
-  const report = new Promise<LoadReport>((resolve, reject) => {
-    child.on('message', (m: { t: 'segment' } | { t: 'report'; report: LoadReport }) => {
-      if (m.t === 'segment') switched?.();
-      else resolve(m.report);
-    });
-    child.once('exit', (code) => {
-      const err = new Error(`the load process exited (${code}) before it reported`);
-      died?.(err);
-      reject(err);
-    });
-  });
-  report.catch(() => undefined);
-  child.on('error', () => undefined);
-  const ask = (m: object): void => {
-    if (!child.connected) throw new Error('the load process is gone');
-    child.send(m);
-  };
-  return {
-    segment: (name) => new Promise<void>((resolve, reject) => {
-      switched = resolve;
-      died = reject;
-      ask({ t: 'segment', name });
-    }),
-    stop: () => { ask({ t: 'stop' }); return report; },
-    kill: () => { child.kill('SIGKILL'); },
-  };
-}
 
 async function runOne(d: Deployer, profile: ProfileId, o: Options): Promise<DeployRun> {
   const p = PROFILES[profile];
