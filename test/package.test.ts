@@ -130,7 +130,7 @@ function defineTests(): void {
       './usr/lib/tsgunicorn/package.json', './usr/lib/tsgunicorn/node_modules/sd-notify/build/Release/notify.node',
       './usr/lib/tsgunicorn/node_modules/posix/build/Release/posix.node',
       './usr/lib/systemd/system/tsgunicorn@.service', './usr/lib/systemd/system/tsgunicorn@.socket',
-      './usr/lib/sysusers.d/tsgunicorn.conf', './etc/tsgunicorn/example.toml', './etc/logrotate.d/tsgunicorn',
+      './usr/lib/sysusers.d/tsgunicorn.conf', './usr/lib/sysctl.d/60-tsgunicorn.conf', './etc/tsgunicorn/example.toml', './etc/logrotate.d/tsgunicorn',
       './usr/share/man/man1/tsgunicorn.1.gz', './usr/share/doc/tsgunicorn/copyright',
       './usr/share/doc/tsgunicorn/examples/nginx-tsgunicorn.conf',
     ]) {
@@ -154,6 +154,8 @@ function defineTests(): void {
     const verify = await c.shr(`systemd-analyze verify ${UNIT} ${SOCKET} 2>&1`);
     t.is(verify.code, 0, `systemd-analyze verify: ${verify.stdout}`);
     t.regex(await c.sh(`dpkg-query -W -f='\${Conffiles}' tsgunicorn`), /\/etc\/tsgunicorn\/example\.toml/);
+    // The container has a network of its own, so its /proc/sys/net is writable, as on a host.
+    t.is((await c.sh('cat /proc/sys/net/ipv4/tcp_migrate_req')).trim(), '1', 'the sysctl drop-in is applied at install');
     t.regex(await c.sh('tsgunicorn --version'), /\d+\.\d+\.\d+/);
     t.regex(await c.sh('man -w tsgunicorn'), /tsgunicorn\.1/);
   });

@@ -51,7 +51,7 @@ export const SETTINGS = [
   { name: 'backlog', section: 'Server socket', cli: ['--backlog'], metavar: 'INT', type: 'int', default: 2048, min: 1,
     help: 'Maximum number of pending connections queued on each listening socket.' },
   { name: 'reuse_port', section: 'Server socket', cli: ['--reuse-port'], type: 'bool', default: false,
-    help: 'Give each worker its own listening socket with SO_REUSEPORT so the kernel spreads connections evenly across workers (TCP binds only; kept across HUP and USR2). Recommended when clients hold connections open (keep-alive, a proxy\'s pool): one shared socket can leave a worker with few of them.' },
+    help: 'Give each worker its own listening socket with SO_REUSEPORT so the kernel spreads connections evenly across workers (TCP binds only; kept across HUP and USR2). Recommended when clients hold connections open (keep-alive, a proxy\'s pool): one shared socket can leave a worker with few of them. Set net.ipv4.tcp_migrate_req = 1 with it (the Debian package does), or connections queued on the socket of a worker that goes for good (TTOU) are reset.' },
 
   // Worker processes
   { name: 'workers', section: 'Worker processes', cli: ['-w', '--workers'], metavar: 'INT', type: 'int', default: defaultWorkers, min: 1,
