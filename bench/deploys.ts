@@ -148,13 +148,20 @@ async function main(): Promise<void> {
 function merged(before: DeploysResults, now: DeploysResults): DeploysResults {
   const when = (m: DeploysResults['meta']): string => `${m.date.slice(0, 16).replace('T', ' ')} UTC at ${m.versions['tsgunicorn']?.split(' at ')[1] ?? '?'}`;
   const cell = (x: DeployRun): string => `${x.profile} ${x.contender}`;
+  if (JSON.stringify(before.meta.settings) !== JSON.stringify(now.meta.settings)) {
+    throw new Error(`--merge: the settings differ (${JSON.stringify(before.meta.settings)} there, ${JSON.stringify(now.meta.settings)} now)`);
+  }
   const fresh = new Set(now.runs.map(cell));
+  // A failure names its cell as "LABEL, PROFILE: why": the cells tried now replace theirs.
+  const cellOf = (failure: string): string => failure.slice(0, failure.indexOf(': '));
+  const tried = new Set([...now.runs.map((x) => `${x.label}, ${x.profile}`), ...now.failures.map(cellOf)]);
+  const measuredNow = (failure: string): boolean => tried.has(cellOf(failure));
   const order = (x: DeployRun): number => Object.keys(PROFILES).indexOf(x.profile) * 100 + deployers('').findIndex((d) => d.id === x.contender);
   const runs = [
     ...before.runs.filter((x) => !fresh.has(cell(x))).map((x) => ({ ...x, measured: x.measured ?? when(before.meta) })),
     ...now.runs.map((x) => ({ ...x, measured: when(now.meta) })),
   ].sort((a, b) => order(a) - order(b));
-  return { meta: { ...now.meta, profiles: { ...before.meta.profiles, ...now.meta.profiles } }, runs, failures: [...before.failures, ...now.failures] };
+  return { meta: { ...now.meta, profiles: { ...before.meta.profiles, ...now.meta.profiles } }, runs, failures: [...before.failures.filter((f) => !measuredNow(f)), ...now.failures] };
 }
 
 await main();

@@ -2,7 +2,7 @@
 // Two parts, tsgunicorn only, in one run:
 //   - balance: for 2, 4 and 8 workers and each socket kind, the same load for SECONDS (after 2 s
 //     of warm-up): 1,000 keep-alive connections, a stream of new connections, and the CPU shape
-//     (new connections, 2 % of them 50 ms of CPU in the worker); per worker, the connections and
+//     (new connections, 2 % of them 50 ms of the worker's CPU); per worker, the connections and
 //     requests it answered (X-Worker), max/min, and the p99 of the plain requests; ROUNDS times;
 //   - retiring sockets: TTOU (after a TTIN) and USR2, OPS of each under the stream of new
 //     connections, with the shared socket and with `--reuse-port` with net.ipv4.tcp_migrate_req
@@ -14,7 +14,7 @@
 //   node dist/bench/distribution.js --render docs/performance-distribution.json [--out DIR]
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -163,7 +163,7 @@ function retireTable(r: DistributionResults): string {
   return table(['Socket', 'tcp_migrate_req', 'Operation', 'Requests', 'Failed', 'Failed per operation', 'Failed by kind'], r.retire.map((x) => {
     const failed = failedOf(x.report);
     const kinds = FAILURE_KINDS.filter((k) => x.report.failed[k] > 0).map((k) => `${k} ${int(x.report.failed[k])}`).join(', ') || '–';
-    return [x.socket === 'shared' ? 'shared' : '`--reuse-port`', x.migrateReq === null ? '(any)' : String(x.migrateReq), `${x.ops} × ${x.op === 'TTOU' ? 'TTIN, then TTOU' : 'USR2'}`, int(x.report.ok + failed), int(failed), num(failed / x.ops, 1), kinds];
+    return [x.socket === 'shared' ? 'shared' : '`--reuse-port`', x.migrateReq === null ? (x.socket === 'shared' ? '(any)' : '(as found)') : String(x.migrateReq), `${x.ops} × ${x.op === 'TTOU' ? 'TTIN, then TTOU' : 'USR2'}`, int(x.report.ok + failed), int(failed), num(failed / x.ops, 1), kinds];
   }));
 }
 
@@ -203,6 +203,17 @@ async function main(): Promise<void> {
     for (const f of writeDistributionReport(JSON.parse(readFileSync(values.render, 'utf8')) as DistributionResults, values.out)) log(`wrote ${f}`);
     return;
   }
+  // Whether tcp_migrate_req can be set here (root, a writable /proc/sys/net): tried before the
+  // balance part, so that a run that cannot does not find out after it.
+  const canMigrate = ((): boolean => {
+    try {
+      writeFileSync(MIGRATE, readFileSync(MIGRATE, 'utf8').trim());
+      return true;
+    } catch {
+      log(`cannot set ${MIGRATE}: the retire part runs with it as it is`);
+      return false;
+    }
+  })();
   const home = snapshotTsgunicorn();
   const placement = placeCpus();
   serversOn(placement?.servers ?? null);
@@ -218,11 +229,10 @@ async function main(): Promise<void> {
       }
     }
   }
-  const canMigrate = existsSync(MIGRATE) && process.getuid?.() === 0;
   const retire: RetireRun[] = [];
   for (const op of ['TTOU', 'USR2'] as const) {
-    for (const [socket, migrateReq] of [['shared', null], ['reuse_port', 0], ['reuse_port', 1]] as const) {
-      if (migrateReq !== null && !canMigrate) continue;
+    const cells = canMigrate ? [['shared', null], ['reuse_port', 0], ['reuse_port', 1]] as const : [['shared', null], ['reuse_port', null]] as const;
+    for (const [socket, migrateReq] of cells) {
       retire.push(await retireCell(home, socket, migrateReq, op, Number(values.ops)));
       log(`${op}: ${socket}, tcp_migrate_req ${migrateReq ?? '(as is)'}`);
     }

@@ -143,6 +143,7 @@ function defineTests(): void {
   test.serial('dpkg -i on Debian 13: system user, units neither enabled nor started, units verify', async (t) => {
     t.timeout(3 * MIN);
     fsBefore = await c.sh(SNAPSHOT);
+    t.is((await c.sh('cat /proc/sys/net/ipv4/tcp_migrate_req')).trim(), '0', 'the kernel default before the package');
     t.log((await c.sh('node --version; dpkg-query -W nodejs')).trim());
     const out = await c.sh(`dpkg -i /e2e/v1/${basename(v1.deb)} 2>&1`, { timeoutMs: 2 * MIN });
     t.regex(out, /Setting up tsgunicorn/);

@@ -49,7 +49,7 @@ export const SETTINGS = [
     validate: (v: string[]) => { for (const a of v) parseBind(a); },
     help: 'Socket to listen on: `HOST:PORT`, `[IPV6]:PORT`, `unix:PATH` or `fd://N`. Repeat to listen on several.' },
   { name: 'backlog', section: 'Server socket', cli: ['--backlog'], metavar: 'INT', type: 'int', default: 2048, min: 1,
-    help: 'Maximum number of pending connections queued on each listening socket.' },
+    help: 'Maximum number of pending connections queued on each listening socket, sockets passed by systemd included (it replaces the socket unit\'s Backlog=, as in Gunicorn); the kernel caps it at net.core.somaxconn.' },
   { name: 'reuse_port', section: 'Server socket', cli: ['--reuse-port'], type: 'bool', default: false,
     help: 'Give each worker its own listening socket with SO_REUSEPORT so the kernel spreads connections evenly across workers (TCP binds only; kept across HUP and USR2). Recommended when clients hold connections open (keep-alive, a proxy\'s pool): one shared socket can leave a worker with few of them. Set net.ipv4.tcp_migrate_req = 1 with it (the Debian package does), or connections queued on the socket of a worker that goes for good (TTOU) are reset.' },
 

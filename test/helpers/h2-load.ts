@@ -40,6 +40,9 @@ export class H2Load {
 
   get served(): number { return this.okCount; }
 
+  /** The X-Worker values seen so far. */
+  get seen(): ReadonlySet<string> { return this.workers; }
+
   private fail(why: string): void {
     this.failedCount++;
     this.errors[why] = (this.errors[why] ?? 0) + 1;
