@@ -11,7 +11,6 @@ function busy(ms) {
   const cpu = () => { const u = process.cpuUsage(); return u.user + u.system; };
   const until = cpu() + ms * 1000;
   while (cpu() < until) { /* the CPU-heavy endpoint */ }
-  return Promise.resolve();
 }
 
 export default function deploy(req, res) {
@@ -21,7 +20,7 @@ export default function deploy(req, res) {
     const body = `ok ${n}\n`;
     const send = () => res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length, 'X-Worker': worker }).end(body);
     if (req.url === '/slow') setTimeout(send, 2000);
-    else if (req.url === '/busy') busy(50).then(send);
+    else if (req.url === '/busy') { busy(50); send(); }
     else send();
   });
 }
