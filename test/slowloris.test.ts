@@ -1,9 +1,10 @@
 // Connection-level limits against a real daemon: header_timeout against clients that trickle their
-// request head (slowloris), and worker_connections (Node's server.maxConnections) per worker.
+// request head (slowloris), and worker_connections per worker (over all its accept handles).
 
 import test, { type ExecutionContext } from 'ava';
 import { connect, type Socket } from 'node:net';
-import { fixture, freePort, get, sleep, start, waitUntil } from './helpers/daemon.js';
+import { ACCEPT_HANDLES } from '../src/ipc/protocol.js';
+import { fixture, freePort, get, sleep, socketInodes, start, tcpInodes, waitUntil } from './helpers/daemon.js';
 
 const HEAD = 'GET / HTTP/1.1\r\nHost: x\r\n';
 
@@ -152,7 +153,7 @@ test('worker_connections: past its limit a worker drops new connections at once,
     kept.push(c.socket);
     t.is(c.worker, worker, `connection ${i + 1} of 5 served`);
   }
-  // The sixth: Node accepts it and closes it straight away (net.Server maxConnections): no response, no hang.
+  // The sixth: the worker accepts it and closes it straight away: no response, no hang.
   const t0 = Date.now();
   const sixth = await held(port);
   t.is(sixth.worker, null, 'dropped without a response');
@@ -168,6 +169,26 @@ test('worker_connections: past its limit a worker drops new connections at once,
   }, 5000);
   t.is(again, worker);
   t.deepEqual(d.workers(), [worker!]);
+});
+
+test('worker_connections counts every accept handle: of 40 connections arriving at once, a worker with a limit of 5 serves 5 and drops the rest', async (t) => {
+  const port = await freePort();
+  const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--worker-connections', '5', '--keep-alive', '60', fixture('counting-app.mjs')]);
+  await d.waitReady();
+  const [worker] = await d.waitWorkers(1);
+  // The worker accepts on ACCEPT_HANDLES descriptors of the one listening socket.
+  const listening = tcpInodes(port, 'listen');
+  const own = socketInodes(worker!).filter((i) => listening.includes(i));
+  t.is(own.length, ACCEPT_HANDLES, `the worker holds the listening socket ${ACCEPT_HANDLES} times`);
+  t.is(new Set(own).size, 1, 'all of them the one socket');
+  // A burst: many connections wait in the accept queue at once, so several handles take one each
+  // in the same event-loop iteration; the limit holds over all of them.
+  const burst = await Promise.all(Array.from({ length: 40 }, () => held(port)));
+  t.teardown(() => { for (const c of burst) c.socket.destroy(); });
+  const served = burst.filter((c) => c.worker !== null);
+  t.is(served.length, 5, `served ${served.length} of 40`);
+  t.true(served.every((c) => c.worker === worker));
+  t.deepEqual(d.workers(), [worker!], 'the worker is still there');
 });
 
 test('worker_connections: while one worker is full, the others keep serving', async (t) => {

@@ -7,13 +7,22 @@ import type { WorkerSettings } from '../config/settings.js';
 
 export const WORKER_ENV = 'TSGUNICORN_WORKER';
 
+/**
+ * How many descriptors of each listening socket a worker gets, and accepts on: libuv accepts one
+ * connection per handle per event-loop iteration (worker/accept.ts).
+ */
+export const ACCEPT_HANDLES = 8;
+
 /** A worker's prom-client registry as JSON: what it sends the master to add up. */
 export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[];
 
 export interface WorkerInit {
   readonly settings: WorkerSettings;
-  /** Listening descriptors in the worker, from 3 upwards. */
-  readonly fds: number[];
+  /**
+   * Listening descriptors in the worker, from 3 upwards: for each socket, ACCEPT_HANDLES
+   * descriptors of it (worker/accept.ts).
+   */
+  readonly fds: number[][];
   /** Inode numbers of all the master's listening sockets: copies of them are closed at start. */
   readonly listenerInodes: string[];
   /** The worker's age: a counter the master increments for each worker it starts. */

@@ -9,7 +9,7 @@ import type { Identity } from '../config/identity.js';
 import { setpriv } from '../config/identity.js';
 import type { WorkerSettings } from '../config/settings.js';
 import { WORKER_MAIN } from '../core/program.js';
-import { WORKER_ENV, type MasterMessage, type MetricsSnapshot, type WorkerInit, type WorkerMessage } from '../ipc/protocol.js';
+import { ACCEPT_HANDLES, WORKER_ENV, type MasterMessage, type MetricsSnapshot, type WorkerInit, type WorkerMessage } from '../ipc/protocol.js';
 
 /** Variables that belong to the master alone (systemd talks to the master only). */
 const MASTER_ONLY_ENV = ['NOTIFY_SOCKET', 'LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'TSGUNICORN_FDS', 'TSGUNICORN_FD_PATHS', 'TSGUNICORN_UPGRADE', 'TSGUNICORN_CMD_ARGS'];
@@ -32,7 +32,7 @@ export interface SpawnOptions {
   readonly identity: Identity | null;
   /** The app's directory: the worker's working directory. */
   readonly cwd: string;
-  /** The master's descriptors this worker listens on (they become 3, 4, ... in the worker). */
+  /** The master's descriptors this worker listens on (each becomes ACCEPT_HANDLES descriptors in the worker, from 3 up). */
   readonly fds: readonly number[];
   readonly listenerInodes: readonly string[];
   readonly age: number;
@@ -73,11 +73,13 @@ export const spawnWorker: Spawner = (opts) => {
     const eq = kv.indexOf('=');
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const init: WorkerInit = { settings: opts.settings, fds: opts.fds.map((_, i) => 3 + i), listenerInodes: [...opts.listenerInodes], age: opts.age };
+  // Each socket as ACCEPT_HANDLES descriptors in a row: 3 to 10 the first one, 11 to 18 the next...
+  const fds = opts.fds.map((_, i) => Array.from({ length: ACCEPT_HANDLES }, (_, k) => 3 + i * ACCEPT_HANDLES + k));
+  const init: WorkerInit = { settings: opts.settings, fds, listenerInodes: [...opts.listenerInodes], age: opts.age };
   env[WORKER_ENV] = JSON.stringify(init);
   const how = launch([...process.execArgv, ...opts.settings.node_options, WORKER_MAIN], opts.identity, opts.settings.initgroups);
   const child = spawn(how.file, how.args, {
-    stdio: ['ignore', 'inherit', 'inherit', ...opts.fds, 'ipc'],
+    stdio: ['ignore', 'inherit', 'inherit', ...opts.fds.flatMap((fd) => Array<number>(ACCEPT_HANDLES).fill(fd)), 'ipc'],
     cwd: opts.cwd,
     env,
     detached: true,

@@ -1,9 +1,9 @@
 // Graceful drain, the heart of zero-failure reloads. http.Server#close() also closes idle
 // keep-alive connections at once, racing clients that are sending their next request on them.
 // Instead we:
-//   1. stop listening (net.Server#close: the socket stays open in the master and other workers,
-//      so the kernel hands new connections to them), and tell the app: each http.Server emits
-//      'tsgunicorn:drain' (an app with WebSockets can ask its clients to reconnect),
+//   1. stop listening, on every handle (net.Server#close: the socket stays open in the master and
+//      other workers, so the kernel hands new connections to them), and tell the app: each
+//      http.Server emits 'tsgunicorn:drain' (an app with WebSockets can ask its clients to reconnect),
 //   2. mark the last response due on each connection, if not yet started, and every later one,
 //      `Connection: close`, so each keep-alive connection ends right after the responses the
 //      client has asked for,
@@ -146,7 +146,15 @@ export class Drain {
   /** Draining or in lame duck: every HTTP/2 session is told to go away. */
   private goingAway = false;
 
+  /** The handles that accept for the servers besides their own (accept.ts): closed with them. */
+  private readonly helpers: NetServer[] = [];
+
   constructor(private readonly servers: readonly Server[]) {}
+
+  /** Handles that accept connections for the servers: a drain closes them too, and waits for their connections. */
+  addAcceptHandles(handles: readonly NetServer[]): void {
+    this.helpers.push(...handles);
+  }
 
   get isDraining(): boolean {
     return this.started;
@@ -214,7 +222,7 @@ export class Drain {
       const last = this.pending(c).at(-1);
       if (last && !last.headersSent) last.setHeader('Connection', 'close');
     }
-    const closed = this.servers.map((s) => new Promise<void>((done) => {
+    const closed = [...this.servers, ...this.helpers].map((s) => new Promise<void>((done) => {
       if (!s.listening) { done(); return; }
       NetServer.prototype.close.call(s, () => done());
     }));

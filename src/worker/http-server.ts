@@ -161,7 +161,6 @@ export async function createServers(fdCount: number, opts: ServeOptions): Promis
     const server = https ? (https.createServer({ ...common, ...tls }, handler) as unknown as Server) : createServer(common, handler);
     // Node answers 400 itself past maxHeadersCount; keep it above our limit so we can answer 431.
     server.maxHeadersCount = s.limit_request_fields > 0 ? Math.max(2000, s.limit_request_fields + 1) : 0;
-    server.maxConnections = s.worker_connections;
     server.on('clientError', answerClientError);
     // An Expect other than 100-continue: Node's own 417 keeps the connection on some builds
     // (Debian's nodejs) and closes it on others; ours closes it, on every Node.

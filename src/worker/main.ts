@@ -14,7 +14,7 @@ if (!init || !process.send) {
   process.exit(2);
 }
 delete process.env[WORKER_ENV];
-closeStrayCopies(init.fds, init.listenerInodes);
+closeStrayCopies(init.fds.flat(), init.listenerInodes);
 process.title = `tsgunicorn: worker [${init.settings.proc_name}]`;
 const log = createLogger({ errorlog: init.settings.errorlog, loglevel: init.settings.loglevel });
 

@@ -4,7 +4,6 @@
 // when the app fails, memory grows past max_worker_memory or max_requests is reached. main.ts
 // builds one from the master's WorkerInit and maps a boot that fails to its exit code.
 
-import type { Server } from 'node:http';
 import { parseAppSpec } from '../app/app-spec.js';
 import { loadApp, type LoadedApp } from '../app/load-app.js';
 import { runHook, type Hooks } from '../config/hooks.js';
@@ -13,6 +12,7 @@ import { WORKER_EXIT, type MasterMessage, type WorkerInit, type WorkerMessage } 
 import { compileAccessFormat, type AccessEntry } from '../logging/access-log.js';
 import { Destination } from '../logging/destination.js';
 import type { Logger } from '../logging/logger.js';
+import { acceptOn } from './accept.js';
 import { watchUpgrades, type Drain } from './drain.js';
 import { createServers } from './http-server.js';
 import type { WorkerMetrics } from './metrics.js';
@@ -142,18 +142,11 @@ export class Worker {
     // The WebSockets an app accepts on its server are recorded so a drain can close them (1001).
     if (app.onServer) for (const srv of servers) { watchUpgrades(srv); await app.onServer(srv); }
     if (this.stopping) return; // a TERM came while the app set up its servers: the stop under way exits
-    await Promise.all(servers.map((srv, i) => this.listen(srv, this.init.fds[i]!)));
+    const helpers = await Promise.all(servers.map((srv, i) => acceptOn(srv, this.init.fds[i]!, this.s.backlog, this.s.worker_connections)));
+    drain.addAcceptHandles(helpers.flat());
     for (const srv of servers) srv.on('error', (err: NodeJS.ErrnoException) => this.acceptError(err));
     await runHook(this.hooks, 'post_worker_init', this.log, this.self);
     send({ t: 'ready' });
-  }
-
-  private listen(srv: Server, fd: number): Promise<void> {
-    return new Promise<void>((done, fail) => {
-      srv.once('error', fail);
-      // The backlog as the second argument: Node ignores the option on a descriptor (see listen-now).
-      srv.listen({ fd }, this.s.backlog, () => { srv.off('error', fail); done(); });
-    });
   }
 
   /** Accept errors (EMFILE when out of descriptors) must not take the worker down; libuv backs off. */

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { readPid } from '../../src/master/pidfile.js';
+import { ACCEPT_HANDLES } from '../../src/ipc/protocol.js';
 import { alive, childrenOf, cmdline, socketInodes, tcpInodes } from './proc.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -239,13 +240,15 @@ export function rawHttp(port: number, bytes: string | Buffer, timeoutMs = 10000)
 
 /**
  * With reuse_port: the port has `n` listening sockets and each of these workers holds exactly one
- * of them, a different one (no stray copies of the others).
+ * of them, a different one (no stray copies of the others), as the ACCEPT_HANDLES descriptors it
+ * accepts on.
  */
 export function assertOneSocketPerWorker(t: ExecutionContext, workers: readonly number[], port: number, n: number): void {
   const listening = tcpInodes(port, 'listen');
   t.is(listening.length, n, `${n} listening sockets on the port`);
   const own = workers.map((w) => socketInodes(w).filter((i) => listening.includes(i)));
-  t.deepEqual(own.map((o) => o.length), workers.map(() => 1), 'each worker holds one listening socket');
+  t.deepEqual(own.map((o) => new Set(o).size), workers.map(() => 1), 'each worker holds one listening socket');
+  t.deepEqual(own.map((o) => o.length), workers.map(() => ACCEPT_HANDLES), `each through ${ACCEPT_HANDLES} descriptors`);
   t.is(new Set(own.flat()).size, workers.length, 'no two workers hold the same one');
 }
 
