@@ -1,12 +1,12 @@
 // The deploy bench's load generator, a process of its own (forked by bench/deploys.ts, so that its
-// CPU is not the bench's and a busy bench never delays a request). Node's client: a request is
-// never retried, and each failure is counted by kind. The bench names the current segment
-// (`reload:deploy`, `reload:steady`, ...); each request is counted, with its latency, in the
-// segment it started in. Messages: {t:'segment', name} (acknowledged with {t:'segment'}) and
+// CPU is not the bench's and a busy bench never delays a request), with a client of its own
+// (http-wire.ts): a request is never retried, and each failure is counted by kind. The bench
+// names the current segment (`reload:deploy`, `reload:steady`, ...); each request is counted, with
+// its latency, in the segment it started in. Messages: {t:'segment', name} (acknowledged with {t:'segment'}) and
 // {t:'stop'} in, {t:'report', ...} out.
 
-import { Agent, request, type RequestOptions } from 'node:http';
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import { WireConnection, type WireError } from './http-wire.js';
 
 export type Shape = 'keepalive' | 'fresh' | 'mix' | 'cpu';
 
@@ -60,23 +60,29 @@ class Segment {
   }
 }
 
-function kindOf(err: NodeJS.ErrnoException): FailureKind {
-  if (err.code === 'ECONNREFUSED') return 'refused';
-  if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return 'reset';
-  if (err.code === 'TIMEOUT') return 'timeout';
-  return 'other';
+/** The requests of each shape, as bytes. */
+function requests(port: number): Record<'get' | 'close' | 'busy' | 'slow' | 'post', Buffer> {
+  const host = `Host: 127.0.0.1:${port}\r\n`;
+  return {
+    get: Buffer.from(`GET / HTTP/1.1\r\n${host}\r\n`),
+    close: Buffer.from(`GET / HTTP/1.1\r\n${host}Connection: close\r\n\r\n`),
+    busy: Buffer.from(`GET /busy HTTP/1.1\r\n${host}Connection: close\r\n\r\n`),
+    slow: Buffer.from(`GET /slow HTTP/1.1\r\n${host}\r\n`),
+    post: Buffer.concat([Buffer.from(`POST / HTTP/1.1\r\n${host}Content-Length: ${BODY.length}\r\n\r\n`), BODY]),
+  };
 }
 
 class DeployLoad {
   private running = true;
   private current: Segment;
   private readonly segments = new Map<string, Segment>();
-  private readonly agent: Agent | false;
+  private readonly bytes: ReturnType<typeof requests>;
+  private readonly open = new Set<WireConnection>();
   private readonly loops: Promise<void>[];
 
   constructor(private readonly spec: LoadSpec) {
     this.current = this.segment('warmup');
-    this.agent = spec.shape === 'fresh' || spec.shape === 'cpu' ? false : new Agent({ keepAlive: true, maxSockets: spec.connections });
+    this.bytes = requests(spec.port);
     this.loops = Array.from({ length: spec.connections }, () => this.loop());
   }
 
@@ -86,55 +92,54 @@ class DeployLoad {
     return (this.current = s);
   }
 
-  private options(): { opts: RequestOptions; body?: Buffer } {
-    const r = this.spec.shape === 'mix' ? Math.random() : 1;
-    const base: RequestOptions = { host: '127.0.0.1', port: this.spec.port, agent: this.agent, path: '/' };
-    if (this.spec.shape === 'fresh') return { opts: { ...base, headers: { Connection: 'close' } } };
-    if (this.spec.shape === 'cpu') return { opts: { ...base, path: Math.random() < 0.02 ? '/busy' : '/', headers: { Connection: 'close' } } };
-    if (r < 0.1) return { opts: { ...base, path: '/slow' } };
-    if (r < 0.55) return { opts: { ...base, method: 'POST', headers: { 'Content-Length': BODY.length } }, body: BODY };
-    return { opts: base };
+  /** The next request of the shape, and whether its latency counts (not the 2 s or the 50 ms ones). */
+  private next(): { bytes: Buffer; timed: boolean } {
+    const b = this.bytes;
+    if (this.spec.shape === 'fresh') return { bytes: b.close, timed: true };
+    if (this.spec.shape === 'cpu') return Math.random() < 0.02 ? { bytes: b.busy, timed: false } : { bytes: b.close, timed: true };
+    if (this.spec.shape === 'keepalive') return { bytes: b.get, timed: true };
+    const r = Math.random();
+    if (r < 0.1) return { bytes: b.slow, timed: false };
+    if (r < 0.55) return { bytes: b.post, timed: true };
+    return { bytes: b.get, timed: true };
   }
 
-  private one(): Promise<void> {
+  /** One request on `conn` (a new connection when it is null or done); resolves with the connection to use next. */
+  private async one(conn: WireConnection | null): Promise<WireConnection | null> {
     const seg = this.current;
     const t0 = process.hrtime.bigint();
-    const { opts, body } = this.options();
-    // The slow requests' 2 s (and the busy ones' 50 ms) would be every percentile worth reading:
-    // their latency is not recorded.
-    const timed = opts.path === '/';
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (kind: FailureKind | null): void => {
-        if (done) return;
-        done = true;
-        if (kind) seg.failed[kind]++;
-        else {
-          seg.ok++;
-          if (timed) seg.latency.record(Math.max(1, Number((process.hrtime.bigint() - t0) / 1000n)));
-        }
-        resolve();
-      };
-      const req = request(opts, (res) => {
-        res.resume();
-        if (this.spec.tally) seg.answered(String(res.headers['x-worker']), !req.reusedSocket);
-        res.on('end', () => finish(res.statusCode! >= 500 ? '5xx' : res.statusCode! >= 400 ? 'other' : null));
-        res.on('error', (e: NodeJS.ErrnoException) => finish(kindOf(e)));
-      });
-      req.on('error', (e: NodeJS.ErrnoException) => finish(kindOf(e)));
-      req.setTimeout(TIMEOUT_MS, () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-      req.end(body);
-    });
+    const { bytes, timed } = this.next();
+    if (conn === null || conn.done) {
+      conn = new WireConnection('127.0.0.1', this.spec.port);
+      this.open.add(conn);
+    }
+    const reused = conn.used;
+    try {
+      const answer = await conn.request(bytes, TIMEOUT_MS);
+      if (this.spec.tally) seg.answered(answer.worker, !reused);
+      if (answer.status >= 500) seg.failed['5xx']++;
+      else if (answer.status >= 400) seg.failed.other++;
+      else {
+        seg.ok++;
+        if (timed) seg.latency.record(Math.max(1, Number((process.hrtime.bigint() - t0) / 1000n)));
+      }
+    } catch (e) {
+      seg.failed[e as WireError]++;
+    }
+    if (!conn.done) return conn;
+    this.open.delete(conn);
+    return null;
   }
 
   private async loop(): Promise<void> {
-    while (this.running) await this.one();
+    let conn: WireConnection | null = null;
+    while (this.running) conn = await this.one(conn);
   }
 
   async stop(): Promise<LoadReport> {
     this.running = false;
     await Promise.all(this.loops);
-    if (this.agent) this.agent.destroy();
+    for (const c of this.open) c.close();
     return Object.fromEntries([...this.segments].map(([name, s]) => [name, s.report()]));
   }
 }

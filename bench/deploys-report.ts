@@ -121,7 +121,7 @@ function generated(r: DeploysResults): string {
       ['Versions', Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')],
       ...measuredRows(r),
       ['Each cell', `${s.workers} workers; ${s.deploys} deploys of each kind in a row, each after ${s.steadyS} s of steady load; Gunicorn with ${s.gunicornThreads} threads per worker`],
-      ['Load', 'bench/deploy-load.ts, a Node client in its own process: never retries, counts each request in the window it started in; a failure is a refused or reset connection, a 5xx, any other non-2xx, or no answer within 15 s; the latency of every answered request but the mix\'s 2 s ones'],
+      ['Load', 'bench/deploy-load.ts, a Node process of its own writing HTTP/1.1 on plain sockets (bench/http-wire.ts): never retries, counts each request in the window it started in; a failure is a refused or reset connection, a 5xx, any other non-2xx, or no answer within 15 s; the latency of every answered request but the mix\'s 2 s ones'],
       ...Object.entries(m.profiles).map(([p, what]) => [`Profile ${p}`, `${p === 'fresh' ? '' : `${s.connections} `}${what}`]),
     ]),
     '',
