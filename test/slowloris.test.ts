@@ -171,7 +171,7 @@ test('worker_connections: past its limit a worker drops new connections at once,
   t.deepEqual(d.workers(), [worker!]);
 });
 
-test('worker_connections counts every accept handle: of 40 connections arriving at once, a worker with a limit of 5 serves 5 and drops the rest', async (t) => {
+test('worker_connections counts every accept handle: of 40 connections arriving at once, a worker with a limit of 5 serves 5 and drops the rest, twice', async (t) => {
   const port = await freePort();
   const d = start(t, ['-w', '1', '-b', `127.0.0.1:${port}`, '--worker-connections', '5', '--keep-alive', '60', fixture('counting-app.mjs')]);
   await d.waitReady();
@@ -183,11 +183,18 @@ test('worker_connections counts every accept handle: of 40 connections arriving 
   t.is(new Set(own).size, 1, 'all of them the one socket');
   // A burst: many connections wait in the accept queue at once, so several handles take one each
   // in the same event-loop iteration; the limit holds over all of them.
-  const burst = await Promise.all(Array.from({ length: 40 }, () => held(port)));
-  t.teardown(() => { for (const c of burst) c.socket.destroy(); });
-  const served = burst.filter((c) => c.worker !== null);
-  t.is(served.length, 5, `served ${served.length} of 40`);
-  t.true(served.every((c) => c.worker === worker));
+  // Twice: the slots the first burst's connections held are free again once they close.
+  for (const round of [1, 2]) {
+    const burst = await Promise.all(Array.from({ length: 40 }, () => held(port)));
+    const served = burst.filter((c) => c.worker !== null);
+    t.is(served.length, 5, `burst ${round}: served ${served.length} of 40`);
+    t.true(served.every((c) => c.worker === worker));
+    await Promise.all(burst.map((c) => new Promise<void>((done) => {
+      if (c.socket.destroyed) done();
+      else { c.socket.once('close', () => done()); c.socket.destroy(); }
+    })));
+    await sleep(200); // the worker sees the closes
+  }
   t.deepEqual(d.workers(), [worker!], 'the worker is still there');
 });
 

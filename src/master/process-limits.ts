@@ -6,9 +6,10 @@ import { readFileSync } from 'node:fs';
 import type { Settings } from '../config/settings.js';
 import type { Identity } from '../config/identity.js';
 import { posixAddon } from '../core/posix.js';
+import { ACCEPT_HANDLES } from '../ipc/protocol.js';
 import type { Logger } from '../logging/logger.js';
 
-/** Descriptors a worker needs beyond its connections: listeners, IPC, logs, the app's own files. */
+/** Descriptors a worker needs beyond its connections and listeners: IPC, logs, the app's own files. */
 const FD_HEADROOM = 64;
 
 /** Says so when the workers would run as root. */
@@ -30,7 +31,8 @@ function procFileLimit(): { soft: number | null; hard: number | null } | null {
 }
 
 export function raiseFileLimit(s: Settings, log: Logger): void {
-  const need = s.worker_connections + FD_HEADROOM;
+  // Each listening socket is ACCEPT_HANDLES descriptors in a worker.
+  const need = s.worker_connections + FD_HEADROOM + ACCEPT_HANDLES * s.bind.length;
   const posix = posixAddon();
   // Node itself raises the soft limit to the hard one at start, in the master and in every worker.
   const limit = posix ? posix.getrlimit('nofile') : procFileLimit();

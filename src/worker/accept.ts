@@ -9,11 +9,11 @@
 // new connection costs each extra handle one accept(2) that finds nothing.
 //
 // The http.Server listens on the first descriptor, so its address(), `listening` and close() are
-// Node's; the other handles are plain net.Servers that hand each connection to it (the
-// 'connection' event, as Node documents for connections accepted elsewhere). worker_connections
+// Node's; the other handles are net.Servers with the same socket options that hand each
+// connection to it (the 'connection' event, as Node documents for connections accepted elsewhere). worker_connections
 // counts the connections of all of them together, and a drain closes them all (listeners()).
 
-import { Server as NetServer, type Socket } from 'node:net';
+import { Server as NetServer, type ServerOpts, type Socket } from 'node:net';
 import type { Server } from 'node:http';
 
 function listenOn(server: NetServer, fd: number, backlog: number): Promise<void> {
@@ -23,6 +23,34 @@ function listenOn(server: NetServer, fd: number, backlog: number): Promise<void>
     // sockets/listen-now.ts). Every handle passes it: each listen(2) sets the socket's backlog anew.
     server.listen({ fd }, backlog, () => { server.off('error', fail); done(); });
   });
+}
+
+/** What net.Server keeps of its options, and applies to each connection it accepts (Node 20, 22 and 24). */
+interface AcceptOptions {
+  allowHalfOpen: boolean;
+  pauseOnConnect: boolean;
+  noDelay: boolean;
+  keepAlive: boolean;
+  /** In seconds, as net.Server keeps it. */
+  keepAliveInitialDelay: number;
+  highWaterMark: number;
+}
+
+/**
+ * The options `server` gives the connections it accepts, for a helper to give its own the same:
+ * an http.Server's are not net.Server's defaults (noDelay on, half-open allowed), and an https
+ * one's differ again (half-open not allowed).
+ */
+function sameSocketOptions(server: Server): ServerOpts {
+  const o = server as unknown as AcceptOptions;
+  return {
+    allowHalfOpen: o.allowHalfOpen,
+    pauseOnConnect: o.pauseOnConnect,
+    noDelay: o.noDelay,
+    keepAlive: o.keepAlive,
+    keepAliveInitialDelay: o.keepAliveInitialDelay * 1000,
+    highWaterMark: o.highWaterMark,
+  };
 }
 
 /**
@@ -52,7 +80,7 @@ export async function acceptOn(server: Server, fds: readonly number[], backlog: 
     socket.once('close', () => { viaHelpers--; setLimit(); });
     server.emit('connection', socket);
   };
-  const helpers = fds.slice(1).map(() => new NetServer(handOver));
+  const helpers = fds.slice(1).map(() => new NetServer(sameSocketOptions(server), handOver));
   await Promise.all([listenOn(server, fds[0]!, backlog), ...helpers.map((h, i) => listenOn(h, fds[i + 1]!, backlog))]);
   // Accept errors (EMFILE) go where the server's go.
   for (const h of helpers) h.on('error', (err) => server.emit('error', err));

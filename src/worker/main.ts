@@ -8,11 +8,14 @@ import { createLogger } from '../logging/logger.js';
 import { closeStrayCopies } from '../sockets/stray-fds.js';
 import { Worker } from './worker.js';
 
-const init = JSON.parse(process.env[WORKER_ENV] ?? 'null') as WorkerInit | null;
-if (!init || !process.send) {
+const given = JSON.parse(process.env[WORKER_ENV] ?? 'null') as (Omit<WorkerInit, 'fds'> & { fds: (number | number[])[] }) | null;
+if (!given || !process.send) {
   process.stderr.write('tsgunicorn: this is a worker module, started by the tsgunicorn master only\n');
   process.exit(2);
 }
+// A master of the version before accept handles (one that keeps running after a package upgrade,
+// until USR2) passes one descriptor per socket; this worker, started from the new files, takes both.
+const init: WorkerInit = { ...given, fds: given.fds.map((f) => (typeof f === 'number' ? [f] : f)) };
 delete process.env[WORKER_ENV];
 closeStrayCopies(init.fds.flat(), init.listenerInodes);
 process.title = `tsgunicorn: worker [${init.settings.proc_name}]`;
