@@ -1,7 +1,8 @@
 // The deploy bench's contenders (bench/deploys.ts), each started and deployed the way its users
 // do it: tsgunicorn's HUP and USR2 (shared socket and --reuse-port), Gunicorn's gthread worker
 // with its HUP and its USR2 dance, `pm2 reload`, and Node's `cluster` with a hand-written
-// rolling restart. A deploy resolves once it is complete: the old processes are gone.
+// rolling restart. A deploy resolves once it is complete: the old processes are gone. And a
+// baseline that replaces nothing: the clients' reconnections alone.
 
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { pm2 as pm2Contender } from './contenders.js';
 import { Proc, ROOT, alive, childrenOf, cmdline, firstResponse, sleep, waitUntil } from './procs.js';
 
-export type DeployerId = 'tsg' | 'tsg-reuseport' | 'gunicorn' | 'pm2' | 'cluster';
+export type DeployerId = 'tsg' | 'tsg-reuseport' | 'gunicorn' | 'pm2' | 'cluster' | 'reconnect';
 
 export interface Deployed {
   /** Resolves when the reload is complete (the old workers have exited). */
@@ -29,6 +30,9 @@ export interface Deployer {
 }
 
 const NODE_APP = join(ROOT, 'bench', 'apps', 'deploy.mjs');
+const RECONNECT_APP = join(ROOT, 'bench', 'apps', 'reconnect.mjs');
+/** How long the baseline's "deploy" lasts: about a tsgunicorn HUP at 1,000 connections. */
+const RECONNECT_WINDOW_MS = 500;
 const DEADLINE_MS = 60_000;
 const GUNICORN = '/usr/bin/gunicorn';
 /**
@@ -62,10 +66,10 @@ export interface Tsgunicorn extends Deployed {
   readonly upgrade: () => Promise<void>;
 }
 
-/** Starts tsgunicorn from `home` (a snapshot of bin/ and dist/src/: see snapshotTsgunicorn) with `flags`. */
-export async function startTsgunicorn(home: string, workers: number, port: number, flags: readonly string[] = []): Promise<Tsgunicorn> {
+/** Starts tsgunicorn from `home` (a snapshot of bin/ and dist/src/: see snapshotTsgunicorn) with `flags`, serving `app`. */
+export async function startTsgunicorn(home: string, workers: number, port: number, flags: readonly string[] = [], app = NODE_APP): Promise<Tsgunicorn> {
   const pidfile = join(mkdtempSync(join(tmpdir(), 'tsg-bench-deploy-')), 'master.pid');
-  const p = new Proc([process.execPath, join(home, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...flags, NODE_APP]);
+  const p = new Proc([process.execPath, join(home, 'bin', 'tsgunicorn.js'), '-w', String(workers), '-b', `127.0.0.1:${port}`, '--pid', pidfile, ...flags, app]);
   await booted(p, () => p.waitFor(/Ready: \d+ worker/));
   const isWorker = (pid: number): boolean => /tsgunicorn: worker|worker\/main\.js/.test(cmdline(pid));
   const master = (): number => pidIn(pidfile)!;
@@ -178,6 +182,31 @@ const cluster: Deployer = {
   },
 };
 
+/**
+ * The baseline: tsgunicorn serving bench/apps/reconnect.mjs, whose workers, on SIGWINCH, close
+ * every keep-alive connection once after its next response, as a drain does; nothing is replaced.
+ * Its "deploy" is the signal and RECONNECT_WINDOW_MS.
+ */
+function reconnect(home: string): Deployer {
+  return {
+    id: 'reconnect',
+    label: 'Baseline: every connection closed once, nothing replaced',
+    reloadHow: `SIGWINCH to the workers' app, then ${RECONNECT_WINDOW_MS} ms`,
+    upgradeHow: null,
+    async start(workers, port) {
+      const tsg = await startTsgunicorn(home, workers, port, [], RECONNECT_APP);
+      return {
+        async reload() {
+          for (const w of tsg.workers()) process.kill(w, 'SIGWINCH');
+          await sleep(RECONNECT_WINDOW_MS);
+        },
+        upgrade: null,
+        stop: () => tsg.stop(),
+      };
+    },
+  };
+}
+
 export function deployers(tsgHome: string): readonly Deployer[] {
-  return [tsgunicorn(tsgHome, false), tsgunicorn(tsgHome, true), gunicorn, pm2, cluster];
+  return [tsgunicorn(tsgHome, false), tsgunicorn(tsgHome, true), gunicorn, pm2, cluster, reconnect(tsgHome)];
 }

@@ -83,11 +83,13 @@ function results(r: DeploysResults): string {
 }
 
 function chart(r: DeploysResults): string {
-  const profiles = [...new Set(r.runs.map((x) => x.profile))];
+  // The baseline deploys nothing: it is in the table, not among the deploys plotted.
+  const runs = r.runs.filter((x) => x.contender !== 'reconnect');
+  const profiles = [...new Set(runs.map((x) => x.profile))];
   const key = (x: DeployRun, op: Op): string => `${x.label} ${op}`;
-  const keys = [...new Set(r.runs.flatMap((x) => OPS.filter((op) => x.ops[op]).map((op) => key(x, op))))];
+  const keys = [...new Set(runs.flatMap((x) => OPS.filter((op) => x.ops[op]).map((op) => key(x, op))))];
   const value = (profile: ProfileId, k: string): { median: number; min: number; max: number } | null => {
-    for (const x of r.runs) {
+    for (const x of runs) {
       const op = OPS.find((o) => x.profile === profile && x.ops[o] && key(x, o) === k);
       if (op) { const v = figures(x.ops[op]!).perMillion; return Number.isFinite(v) ? { median: v, min: v, max: v } : null; }
     }

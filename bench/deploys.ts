@@ -6,7 +6,7 @@
 // markers), docs/performance-deploys.svg and docs/performance-deploys.json.
 //
 //   node dist/bench/deploys.js [--deploys N] [--connections N] [--workers N] [--steady S]
-//       [--profiles keepalive,fresh,mix,nginx] [--contenders tsg,tsg-reuseport,gunicorn,pm2,cluster] [--out DIR]
+//       [--profiles keepalive,fresh,mix,nginx] [--contenders tsg,tsg-reuseport,gunicorn,pm2,cluster,reconnect] [--out DIR]
 //   node dist/bench/deploys.js --render docs/performance-deploys.json [--out DIR]
 // --merge FILE keeps FILE's runs of the cells not measured now (after a change to one contender,
 // its cells alone are measured again); the report says which were measured when.
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     options: {
       deploys: { type: 'string', default: '20' }, connections: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' },
       steady: { type: 'string', default: '2' }, profiles: { type: 'string', default: Object.keys(PROFILES).join(',') },
-      contenders: { type: 'string', default: 'tsg,tsg-reuseport,gunicorn,pm2,cluster' }, out: { type: 'string', default: join(ROOT, 'docs') }, render: { type: 'string' },
+      contenders: { type: 'string', default: 'tsg,tsg-reuseport,gunicorn,pm2,cluster,reconnect' }, out: { type: 'string', default: join(ROOT, 'docs') }, render: { type: 'string' },
       merge: { type: 'string' },
     },
   });

@@ -53,13 +53,14 @@ function parseHead(buf: Buffer, end: number): Head {
   return { status, worker, body, close, size: end + HEAD_END.length };
 }
 
-/** The length of a complete chunked body at the start of `buf`, or -1 while it is incomplete. */
-function chunkedLength(buf: Buffer): number {
+/** The length of a complete chunked body at the start of `buf`, -1 while it is incomplete, or null when it is not chunked at all. */
+function chunkedLength(buf: Buffer): number | null {
   let at = 0;
   for (;;) {
     const eol = buf.indexOf('\r\n', at);
     if (eol < 0) return -1;
     const size = parseInt(buf.toString('latin1', at, eol), 16);
+    if (Number.isNaN(size)) return null;
     if (size === 0) {
       const end = buf.indexOf(HEAD_END, eol);
       if (end === eol) return eol + 4; // no trailers
@@ -118,7 +119,8 @@ export class WireConnection {
     }
     const body = this.buf.subarray(this.head.size);
     const len = this.head.body === 'chunked' ? chunkedLength(body) : this.head.body === 'close' ? -1 : body.length >= this.head.body ? this.head.body : -1;
-    if (len >= 0) this.complete(len);
+    if (len === null) this.fail('other');
+    else if (len >= 0) this.complete(len);
   }
 
   private complete(bodyLength: number): void {
@@ -139,7 +141,8 @@ export class WireConnection {
   }
 
   private ended(): void {
-    if (this.head?.body === 'close') {
+    // A body read up to the close is whole only if the connection closed cleanly.
+    if (this.head?.body === 'close' && this.error === null) {
       this.complete(this.buf.length - this.head.size);
       return;
     }
