@@ -10,8 +10,9 @@
 //
 // The http.Server listens on the first descriptor, so its address(), `listening` and close() are
 // Node's; the other handles are net.Servers with the same socket options that hand each
-// connection to it (the 'connection' event, as Node documents for connections accepted elsewhere). worker_connections
-// counts the connections of all of them together, and a drain closes them all (listeners()).
+// connection to it (the 'connection' event, as Node documents for connections accepted
+// elsewhere). worker_connections counts the connections of all of them together, and a drain
+// closes them all (Drain.addAcceptHandles).
 
 import { Server as NetServer, type ServerOpts, type Socket } from 'node:net';
 import type { Server } from 'node:http';
