@@ -165,3 +165,6 @@ function merged(before: DeploysResults, now: DeploysResults): DeploysResults {
 }
 
 await main();
+// PM2's API (bench/contenders.ts) keeps a handle open after its daemon has stopped, which kept
+// the bench running once the report was written.
+process.exit(0);
