@@ -132,12 +132,7 @@ export class WireConnection {
       this.done = true;
       this.socket.end();
     }
-    const w = this.waiting;
-    this.waiting = null;
-    if (w) {
-      clearTimeout(w.timer);
-      w.resolve({ status: head.status, worker: head.worker });
-    }
+    this.settle()?.resolve({ status: head.status, worker: head.worker });
   }
 
   private ended(): void {
@@ -146,18 +141,20 @@ export class WireConnection {
       this.complete(this.buf.length - this.head.size);
       return;
     }
-    this.done = true;
     this.fail(this.error ?? 'reset');
   }
 
   private fail(e: WireError): void {
     this.done = true;
     this.socket.destroy();
+    this.settle()?.reject(e);
+  }
+
+  /** The request waiting for an answer, if any, no longer waiting. */
+  private settle(): { resolve: (a: Answer) => void; reject: (e: WireError) => void } | null {
     const w = this.waiting;
     this.waiting = null;
-    if (w) {
-      clearTimeout(w.timer);
-      w.reject(e);
-    }
+    if (w) clearTimeout(w.timer);
+    return w;
   }
 }

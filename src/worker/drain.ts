@@ -3,7 +3,8 @@
 // Instead we:
 //   1. stop listening, on every handle (net.Server#close: the socket stays open in the master and
 //      other workers, so the kernel hands new connections to them), and tell the app: each
-//      http.Server emits 'tsgunicorn:drain' (an app with WebSockets can ask its clients to reconnect),
+//      http.Server emits 'tsgunicorn:drain' (an app with WebSockets can ask its clients to
+//      reconnect),
 //   2. mark the last response due on each connection, if not yet started, and every later one,
 //      `Connection: close`, so each keep-alive connection ends right after the responses the
 //      client has asked for,
