@@ -13,16 +13,14 @@
 //   node dist/bench/distribution.js [--workers 2,4,8] [--rounds N] [--seconds S] [--ops N] [--out DIR]
 //   node dist/bench/distribution.js --render docs/performance-distribution.json [--out DIR]
 
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FAILURE_KINDS, type LoadSpec, type SegmentReport, type Shape } from './deploy-load.js';
 import { startTsgunicorn, type Tsgunicorn } from './deployers.js';
 import { startLoad } from './load-process.js';
 import { ROOT, connectionsPerWorker, freePort, placeCpus, serversOn, sleep, snapshotTsgunicorn, waitUntil } from './procs.js';
-import { int, num, table, writeBetweenMarkers } from './report.js';
+import { int, num, runMeta, table, writeBetweenMarkers, type RunMeta } from './report.js';
 import { median } from './results.js';
 
 type Socket = 'shared' | 'reuse_port';
@@ -36,7 +34,7 @@ interface BalanceRun {
 }
 interface RetireRun { readonly socket: Socket; readonly migrateReq: 0 | 1 | null; readonly op: Retire; readonly ops: number; readonly report: SegmentReport }
 interface DistributionResults {
-  readonly meta: { readonly date: string; readonly command: string; readonly machine: string; readonly versions: Record<string, string>; readonly seconds: number; readonly keepaliveConnections: number; readonly freshLoops: number };
+  readonly meta: RunMeta & { readonly seconds: number; readonly keepaliveConnections: number; readonly freshLoops: number };
   readonly balance: readonly BalanceRun[];
   readonly retire: readonly RetireRun[];
 }
@@ -239,10 +237,7 @@ async function main(): Promise<void> {
   }
   const results: DistributionResults = {
     meta: {
-      date: new Date().toISOString(),
-      command: ['npm run bench:distribution', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
-      machine: `${cpus().length} CPUs, ${cpus()[0]?.model ?? 'unknown'}, Linux ${release()}`,
-      versions: { node: process.version, tsgunicorn: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() },
+      ...runMeta('bench:distribution'),
       seconds, keepaliveConnections: KEEPALIVE_CONNECTIONS, freshLoops: FRESH_LOOPS,
     },
     balance,
