@@ -7,7 +7,7 @@
 // docs/performance-timeline.json.
 //
 //   node dist/bench/timeline.js [--profile keepalive|fresh|mix] [--deploy HUP|USR2] [--deploys N]
-//       [--steady S] [--flags "TSGUNICORN FLAGS"] [--out DIR]
+//       [--steady S] [--flags="TSGUNICORN FLAGS"] [--out DIR]   (with "=": the flags start with -)
 //   node dist/bench/timeline.js --render docs/performance-timeline.json [--out DIR]
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
