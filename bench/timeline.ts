@@ -1,10 +1,11 @@
 // `npm run bench:timeline`: where a deploy's time goes, in 50 ms windows. tsgunicorn (2 workers)
 // under one of the deploy bench's load profiles (bench/deploy-load.ts) takes DEPLOYS reloads or
 // upgrades, each after STEADY s of load; around each signal, from 300 ms before to 1,700 ms after
-// it, each 50 ms window gets: the requests started in it and answered, their p99, and how the
-// servers' CPUs and the load's CPU spent it (/proc/stat). Per window, the median over the deploys
-// (CPU: the mean). Writes the "Timeline" part of docs/performance.md (between its markers) and
-// docs/performance-timeline.json.
+// it, each 50 ms window gets: the requests started in it and answered (per 50 ms of the window's
+// real length), their p99, and how the servers' CPUs and the load's CPU (which this process shares)
+// spent it (/proc/stat, in 10 ms ticks). Per window, the median over the deploys (CPU: the shares
+// over all deploys' ticks). Writes the "HUPs in 50 ms windows" part of docs/performance.md (between
+// its markers) and docs/performance-timeline.json.
 //
 //   node dist/bench/timeline.js [--profile keepalive|fresh|mix] [--deploy HUP|USR2] [--deploys N]
 //       [--steady S] [--flags="TSGUNICORN FLAGS"] [--out DIR]   (with "=": the flags start with -)
@@ -31,10 +32,13 @@ const JSON_FILE = 'performance-timeline.json';
 
 /** Jiffies of a set of CPUs: busy in user code (user, nice), in the kernel (system, irq, softirq), idle (idle, iowait). */
 interface Cpu { readonly user: number; readonly kernel: number; readonly idle: number }
-interface Window { readonly ok: number; readonly failed: number; readonly p99Ms: number; readonly servers: Cpu; readonly load: Cpu }
+interface Window { readonly ms: number; readonly ok: number; readonly failed: number; readonly p99Ms: number; readonly servers: Cpu; readonly load: Cpu }
 interface Deploy { readonly completeMs: number; readonly windows: readonly Window[] }
 interface TimelineResults {
-  readonly meta: RunMeta & { readonly profile: Shape; readonly deploy: 'HUP' | 'USR2'; readonly flags: string; readonly serverCpus: string; readonly loadCpu: string };
+  readonly meta: RunMeta & {
+    readonly profile: Shape; readonly deploy: 'HUP' | 'USR2'; readonly flags: string; readonly serverCpus: string; readonly loadCpu: string;
+    readonly windowMs: number; readonly before: number; readonly connections: number; readonly workers: number;
+  };
   readonly deploys: readonly Deploy[];
 }
 
@@ -46,9 +50,8 @@ function cpuList(spec: string): number[] {
   return Array.from({ length: b! - a! + 1 }, (_, i) => a! + i);
 }
 
-/** The jiffies so far of each of `ids`, summed. */
-function jiffies(ids: readonly number[]): Cpu {
-  const rows = readFileSync('/proc/stat', 'utf8').split('\n').map((l) => l.split(/\s+/));
+/** The jiffies so far of each of `ids`, summed, from /proc/stat's `rows`. */
+function jiffies(rows: readonly string[][], ids: readonly number[]): Cpu {
   let user = 0, kernel = 0, idle = 0;
   for (const r of rows) {
     if (!ids.some((id) => r[0] === `cpu${id}`)) continue;
@@ -60,29 +63,33 @@ function jiffies(ids: readonly number[]): Cpu {
 
 const minus = (a: Cpu, b: Cpu): Cpu => ({ user: a.user - b.user, kernel: a.kernel - b.kernel, idle: a.idle - b.idle });
 
-interface Sample { readonly servers: Cpu; readonly load: Cpu }
+interface Sample { readonly at: number; readonly servers: Cpu; readonly load: Cpu }
 
 /** One series: tsgunicorn started, the load on, `deploys` deploys with their windows, both stopped. */
 async function run(profile: Shape, deploy: 'HUP' | 'USR2', deploys: number, steadyS: number, flags: string[], servers: number[], loadCpu: number[]): Promise<Deploy[]> {
   const port = await freePort();
   const tsg = await startTsgunicorn(snapshotTsgunicorn(), WORKERS, port, flags);
-  const load = startLoad({ port, connections: CONNECTIONS, shape: profile });
-  const sample = (): Sample => ({ servers: jiffies(servers), load: jiffies(loadCpu) });
+  let load: ReturnType<typeof startLoad> | null = null;
+  let done: Promise<number> = Promise.resolve(NaN);
+  const sample = (): Sample => {
+    const rows = readFileSync('/proc/stat', 'utf8').split('\n').map((l) => l.split(/\s+/));
+    return { at: performance.now(), servers: jiffies(rows, servers), load: jiffies(rows, loadCpu) };
+  };
   try {
+    load = startLoad({ port, connections: CONNECTIONS, shape: profile });
     const samples: Sample[][] = [];
     const complete: number[] = [];
     for (let d = 0; d < deploys; d++) {
       await sleep(steadyS * 1000);
       const at: Sample[] = [];
-      let signalled = 0;
-      let done: Promise<number> = Promise.resolve(NaN);
       const t0 = performance.now();
       for (let w = 0; w < BEFORE + AFTER; w++) {
         await load.segment(`${d}:${w}`);
         at.push(sample());
         if (w === BEFORE) {
-          signalled = performance.now();
+          const signalled = performance.now();
           done = (deploy === 'HUP' ? tsg.reload() : tsg.upgrade()).then(() => performance.now() - signalled);
+          done.catch(() => undefined);
         }
         await sleep(Math.max(0, t0 + (w + 1) * WINDOW_MS - performance.now()));
       }
@@ -98,6 +105,7 @@ async function run(profile: Shape, deploy: 'HUP' | 'USR2', deploys: number, stea
       windows: Array.from({ length: BEFORE + AFTER }, (_, w): Window => {
         const s = report[`${d}:${w}`];
         return {
+          ms: at[w + 1]!.at - at[w]!.at,
           ok: s?.ok ?? 0,
           failed: s ? FAILURE_KINDS.reduce((n, k) => n + s.failed[k], 0) : 0,
           p99Ms: s?.p99Ms ?? NaN,
@@ -107,7 +115,8 @@ async function run(profile: Shape, deploy: 'HUP' | 'USR2', deploys: number, stea
       }),
     }));
   } finally {
-    load.kill();
+    load?.kill();
+    await done.catch(() => undefined);
     await tsg.stop();
   }
 }
@@ -122,21 +131,23 @@ function shares(cpu: readonly Cpu[]): { user: number; kernel: number } {
 function writeTimelineReport(r: TimelineResults, outDir: string): string[] {
   const m = r.meta;
   const complete = r.deploys.map((d) => d.completeMs);
+  const windows = r.deploys[0]?.windows.length ?? 0;
+  const lengths = r.deploys.flatMap((d) => d.windows.map((w) => w.ms));
   const head = table(['', ''], [
     ['Command', `\`${m.command}\` on ${m.date.slice(0, 16).replace('T', ' ')} UTC`],
-    ['Machine', `${m.machine}; the load process on CPU ${m.loadCpu}, the servers on CPU ${m.serverCpus}`],
+    ['Machine', `${m.machine}; the load process (and this bench) on CPU ${m.loadCpu}, the servers on CPU ${m.serverCpus}`],
     ['Versions', Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')],
-    ['Series', `tsgunicorn, ${WORKERS} workers${m.flags ? ` (\`${m.flags}\`)` : ''}, profile \`${m.profile}\` of "Deploys" at ${int(CONNECTIONS)} connections; ${r.deploys.length} × ${m.deploy}, each complete (the old processes gone) after ${num(median(complete))} ms (median; ${num(Math.min(...complete))}–${num(Math.max(...complete))})`],
-    ['Each row', `a ${WINDOW_MS} ms window, by its start relative to the signal: the requests started in it and answered, and their p99 (medians over the deploys); failed requests (all deploys); the servers' CPUs and the load's CPU, busy in user code and in the kernel (per cent of their time over all deploys, from /proc/stat)`],
+    ['Series', `tsgunicorn, ${m.workers} workers${m.flags ? ` (\`${m.flags}\`)` : ''}, profile \`${m.profile}\` of "Deploys" at ${int(m.connections)} connections; ${r.deploys.length} × ${m.deploy}, each complete (the old processes gone) after ${num(median(complete))} ms (median; ${num(Math.min(...complete))}–${num(Math.max(...complete))})`],
+    ['Each row', `a ${m.windowMs} ms window (in fact ${num(Math.min(...lengths))}–${num(Math.max(...lengths))} ms, median ${num(median(lengths), 1)}), by its start relative to the signal: the requests started in it and answered, per ${m.windowMs} ms of the window's length, and their p99 (medians over the deploys); failed requests (all deploys); the servers' CPUs and CPU ${m.loadCpu}, busy in user code and in the kernel (per cent of their ticks over all deploys, from /proc/stat's 10 ms ticks)`],
   ]);
-  const rows = Array.from({ length: BEFORE + AFTER }, (_, w) => {
+  const rows = Array.from({ length: windows }, (_, w) => {
     const ws = r.deploys.map((d) => d.windows[w]!);
     const srv = shares(ws.map((x) => x.servers));
     const ld = shares(ws.map((x) => x.load));
-    return [String((w - BEFORE) * WINDOW_MS), int(median(ws.map((x) => x.ok))), num(median(ws.map((x) => x.p99Ms))), int(ws.reduce((n, x) => n + x.failed, 0)),
+    return [String((w - m.before) * m.windowMs), int(median(ws.map((x) => (x.ok * m.windowMs) / x.ms))), num(median(ws.map((x) => x.p99Ms))), int(ws.reduce((n, x) => n + x.failed, 0)),
       `${num(srv.user)} + ${num(srv.kernel)}`, `${num(ld.user)} + ${num(ld.kernel)}`];
   });
-  const body = [BEGIN, '', head, '', table(['Window, ms', 'Answered', 'p99, ms', 'Failed', 'Servers\' CPU busy, % (user + kernel)', 'Load\'s CPU busy, %'], rows), '', END].join('\n');
+  const body = [BEGIN, '', head, '', table(['Window, ms', `Answered per ${m.windowMs} ms`, 'p99, ms', 'Failed', 'Servers\' CPU busy, % (user + kernel)', `CPU ${m.loadCpu} (load, bench) busy, %`], rows), '', END].join('\n');
   const json = join(outDir, JSON_FILE);
   writeFileSync(json, `${JSON.stringify(r, null, 1)}\n`);
   return [writeBetweenMarkers(outDir, BEGIN, END, body), json];
@@ -163,17 +174,22 @@ async function main(): Promise<void> {
   if (!['keepalive', 'fresh', 'mix'].includes(profile)) throw new Error(`--profile: keepalive, fresh or mix, not ${profile}`);
   const deploy = values.deploy.toUpperCase() as 'HUP' | 'USR2';
   if (deploy !== 'HUP' && deploy !== 'USR2') throw new Error(`--deploy: HUP or USR2, not ${values.deploy}`);
+  const deploys = Number(values.deploys);
+  const steady = Number(values.steady);
+  if (!Number.isInteger(deploys) || deploys < 1) throw new Error(`--deploys: a whole number from 1, not ${values.deploys}`);
+  if (!(steady >= 0)) throw new Error(`--steady: seconds, not ${values.steady}`);
   const placement = placeCpus();
   if (!placement) throw new Error('bench:timeline needs 2 CPUs or more: one for the load, the others for the servers');
   serversOn(placement.servers);
   const flags = values.flags.split(' ').filter(Boolean);
-  const deploys = await run(profile, deploy, Number(values.deploys), Number(values.steady), flags, cpuList(placement.servers), cpuList(placement.load));
+  const series = await run(profile, deploy, deploys, steady, flags, cpuList(placement.servers), cpuList(placement.load));
   const results: TimelineResults = {
     meta: {
       ...runMeta('bench:timeline'),
       profile, deploy, flags: values.flags, serverCpus: placement.servers, loadCpu: placement.load,
+      windowMs: WINDOW_MS, before: BEFORE, connections: CONNECTIONS, workers: WORKERS,
     },
-    deploys,
+    deploys: series,
   };
   for (const f of writeTimelineReport(results, values.out)) log(`wrote ${f}`);
 }
