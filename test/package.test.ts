@@ -13,7 +13,7 @@ import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { fixture, start, waitUntil } from './helpers/daemon.js';
+import { fixture, sleep, start, waitUntil } from './helpers/daemon.js';
 import { startHaproxy } from './helpers/haproxy.js';
 import { buildDeb, cannotRunReason, Container, type BuiltDeb, type NetnsLoad } from './helpers/nspawn.js';
 import { needing } from './helpers/requirements.js';
@@ -240,6 +240,43 @@ function defineTests(): void {
   const STORED_TCP = 'tsgunicorn~s~-~127.0.0.1%3A8000';
   /** systemctl restart, as often as the tests need (the unit's StartLimitBurst= counts restarts). */
   const restart = async (): Promise<void> => { await c.sh(`systemctl reset-failed ${UNIT}; systemctl restart ${UNIT}`, { timeoutMs: MIN }); };
+  /** USR2 to the main process; resolves with the new main PID once the old master is gone. */
+  const upgrade = async (): Promise<number> => {
+    const old = await mainPid();
+    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
+    await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
+    return mainPid();
+  };
+
+  test.serial('USR2s in quick succession outlive WatchdogSec=: each new master pings at its takeover', async (t) => {
+    t.timeout(3 * MIN);
+    // systemd's watchdog clock runs on across MAINPID=: a master that waited half WatchdogSec= for
+    // its first ping, handed over before that, left the next one less than a whole interval.
+    const dropIn = `/etc/systemd/system/${UNIT}.d/watchdog.conf`;
+    await c.sh(`mkdir -p ${dirname(dropIn)} && printf '[Service]\\nWatchdogSec=4s\\n' > ${dropIn} && systemctl daemon-reload`);
+    try {
+      await restart();
+      await waitUntil('the restarted service', async () => (await active()) === 'active', 60_000);
+      const invocation = await c.prop(UNIT, 'InvocationID');
+      const since = (await c.sh('date +%s')).trim();
+      const t0 = Date.now();
+      let upgrades = 0;
+      while (Date.now() - t0 < 12_000) {
+        await upgrade();
+        upgrades++;
+      }
+      await sleep(6000); // longer than WatchdogSec= after the last one
+      t.log(`${upgrades} USR2s in ${Math.round((Date.now() - t0 - 6000) / 100) / 10} s with WatchdogSec=4s`);
+      t.is(await c.prop(UNIT, 'InvocationID'), invocation, 'the same run of the unit: no restart');
+      t.is(await active(), 'active');
+      t.notRegex(await c.sh(`journalctl --no-pager -u ${UNIT} --since @${since}`), /[Ww]atchdog timeout/);
+      t.regex(await curl(), /^demo \d+/);
+    } finally {
+      await c.sh(`rm -r ${dirname(dropIn)} && systemctl daemon-reload`);
+      await restart();
+      await waitUntil('the restarted service', async () => (await active()) === 'active', 60_000);
+    }
+  });
 
   test.serial('systemctl restart without the socket unit under load: the stored socket refuses no connection, fails no request', async (t) => {
     t.timeout(3 * MIN);
@@ -279,11 +316,8 @@ function defineTests(): void {
 
   test.serial('USR2 then restart: the store holds exactly the configured socket, once', async (t) => {
     t.timeout(3 * MIN);
-    const old = await mainPid();
-    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
-    await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
+    const upgraded = await upgrade();
     t.deepEqual(await fdstore(), [STORED_TCP], 'after USR2');
-    const upgraded = await mainPid();
     await restart();
     await waitUntil('the restarted service', async () => (await active()) === 'active' && ![0, upgraded].includes(await mainPid()), 60_000);
     t.deepEqual(await fdstore(), [STORED_TCP], 'after the restart');
@@ -342,11 +376,9 @@ dpkg-deb --root-owner-group -b ${dir} /var/tmp/repack/${pkg}_${version}.deb >/de
     await c.sh(`cp -a ${lib} ${lib}.e2e-new && mv ${lib}.e2e-new ${lib}`);
     await waitUntil('status to say so', async () => /pending: upgrade pending: node .* \(USR2 to apply\)/.test(await status()), 30_000);
     t.regex(await c.sh(`systemctl show -p StatusText --value ${UNIT}`), /upgrade pending: node/, 'STATUS= says so too');
-    const old = await mainPid();
-    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
-    await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
+    const now = await upgrade();
     await waitUntil('status to say nothing is pending', async () => !/pending/.test(await status()), 30_000);
-    t.deepEqual(await deletedMaps(await mainPid()), [], 'the new master maps no deleted file');
+    t.deepEqual(await deletedMaps(now), [], 'the new master maps no deleted file');
   });
 
   test.serial('dpkg -i of a newer nodejs and libnode under load: the file triggers hand the instance over, zero failures', async (t) => {

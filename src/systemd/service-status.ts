@@ -115,10 +115,16 @@ export class ServiceStatus {
     this.send('READY=1');
   }
 
-  /** Becomes the unit's main process (a new master after USR2, or the old one after a rollback). */
+  /**
+   * Becomes the unit's main process (a new master after USR2, or the old one after a rollback).
+   * It pings the watchdog at once: systemd's watchdog clock runs on from the last ping of any
+   * master, and MAINPID= does not reset it, so waiting a whole interval for the first ping could
+   * let two upgrades in quick succession go a whole WatchdogSec= without one.
+   */
   takeOver(): void {
     this.active = true;
-    this.send(`MAINPID=${process.pid}`, 'READY=1');
+    const ping = this.watchdog && this.snapshot().healthy ? ['WATCHDOG=1'] : [];
+    this.send(`MAINPID=${process.pid}`, 'READY=1', ...ping);
     this.stop();
     this.start();
   }
