@@ -17,6 +17,13 @@ export interface LoadSpec {
   readonly shape: Shape;
   /** Count the connections and requests each worker (its X-Worker) answered. */
   readonly tally?: boolean;
+  /**
+   * An open loop at this many requests per second in all (each loop on its own schedule, one
+   * request every connections/rate s), instead of each loop sending its next request as soon as
+   * it has the answer: a load with headroom. A request's latency counts from when it was due, so
+   * a stall also counts for the requests it delayed.
+   */
+  readonly rate?: number;
 }
 
 export const FAILURE_KINDS = ['refused', 'reset', '5xx', 'timeout', 'other'] as const;
@@ -104,10 +111,12 @@ class DeployLoad {
     return { bytes: b.get, timed: true };
   }
 
-  /** One request on `conn` (a new connection when it is null or done); resolves with the connection to use next. */
-  private async one(conn: WireConnection | null): Promise<WireConnection | null> {
+  /**
+   * One request on `conn` (a new connection when it is null or done), its latency counted from
+   * `t0`; resolves with the connection to use next.
+   */
+  private async one(conn: WireConnection | null, t0: bigint): Promise<WireConnection | null> {
     const seg = this.current;
-    const t0 = process.hrtime.bigint();
     const { bytes, timed } = this.next();
     if (conn === null || conn.done) {
       conn = new WireConnection('127.0.0.1', this.spec.port);
@@ -133,7 +142,20 @@ class DeployLoad {
 
   private async loop(): Promise<void> {
     let conn: WireConnection | null = null;
-    while (this.running) conn = await this.one(conn);
+    if (!this.spec.rate) {
+      while (this.running) conn = await this.one(conn, process.hrtime.bigint());
+      return;
+    }
+    const every = BigInt(Math.round((this.spec.connections / this.spec.rate) * 1e9));
+    // A random phase, so that the loops' requests spread over the interval.
+    let due = process.hrtime.bigint() + BigInt(Math.floor(Math.random() * Number(every)));
+    while (this.running) {
+      const wait = Number(due - process.hrtime.bigint()) / 1e6;
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (!this.running) break;
+      conn = await this.one(conn, due);
+      due += every;
+    }
   }
 
   async stop(): Promise<LoadReport> {

@@ -38,7 +38,7 @@ export interface DeploysResults {
     readonly machine: string;
     readonly placement: string;
     readonly versions: Record<string, string>;
-    readonly settings: { readonly deploys: number; readonly connections: number; readonly workers: number; readonly steadyS: number; readonly gunicornThreads: number };
+    readonly settings: { readonly deploys: number; readonly connections: number; readonly workers: number; readonly steadyS: number; readonly rate?: number; readonly gunicornThreads: number };
     readonly profiles: Partial<Record<ProfileId, string>>;
   };
   readonly runs: readonly DeployRun[];
@@ -123,7 +123,7 @@ function generated(r: DeploysResults): string {
       ['Versions', Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')],
       ...measuredRows(r),
       ['Each cell', `${s.workers} workers; ${s.deploys} deploys of each kind in a row, each after ${s.steadyS} s of steady load; Gunicorn with ${s.gunicornThreads} threads per worker`],
-      ['Load', 'bench/deploy-load.ts, a Node process of its own writing HTTP/1.1 on plain sockets (bench/http-wire.ts): never retries, counts each request in the window it started in; a failure is a refused or reset connection, a 5xx, any other non-2xx, or no answer within 15 s; the latency of every answered request but the mix\'s 2 s ones'],
+      ['Load', `bench/deploy-load.ts, a Node process of its own writing HTTP/1.1 on plain sockets (bench/http-wire.ts): never retries, counts each request in the window it started in; a failure is a refused or reset connection, a 5xx, any other non-2xx, or no answer within 15 s; the latency of every answered request but the mix's 2 s ones; ${s.rate ? `an open loop at ${int(s.rate)} requests/s in all, each loop on its own schedule, latency counted from when a request was due` : 'each loop sends its next request when it has the answer (a closed loop)'}`],
       ...Object.entries(m.profiles).map(([p, what]) => [`Profile ${p}`, `${p === 'fresh' ? '' : `${s.connections} `}${what}`]),
     ]),
     '',

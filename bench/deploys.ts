@@ -7,6 +7,7 @@
 //
 //   node dist/bench/deploys.js [--deploys N] [--connections N] [--workers N] [--steady S]
 //       [--profiles keepalive,fresh,mix,nginx] [--contenders tsg,tsg-reuseport,gunicorn,pm2,cluster,reconnect] [--out DIR]
+//       [--rate R]   (an open loop: R requests/s in all, instead of each loop at saturation)
 //   node dist/bench/deploys.js --render docs/performance-deploys.json [--out DIR]
 // --merge FILE keeps FILE's runs of the cells not measured now (after a change to one contender,
 // its cells alone are measured again); the report says which were measured when.
@@ -41,7 +42,7 @@ async function runOne(d: Deployer, profile: ProfileId, o: Options): Promise<Depl
   try {
     deployed = await d.start(o.workers, port);
     if (p.front) front = await launchNginx({ upstream: `127.0.0.1:${port}`, workerConnections: 4 * o.connections + 512 });
-    load = startLoad({ port: front?.port ?? port, connections: p.connections(o.connections), shape: p.shape });
+    load = startLoad({ port: front?.port ?? port, connections: p.connections(o.connections), shape: p.shape, ...(o.rate ? { rate: o.rate } : {}) });
     await sleep(3000);
     const durations: Partial<Record<Op, number[]>> = {};
     for (const [op, run] of [['reload', deployed.reload], ['upgrade', deployed.upgrade]] as const) {
@@ -78,6 +79,8 @@ interface Options {
   readonly connections: number;
   readonly workers: number;
   readonly steadyS: number;
+  /** Requests per second of an open-loop load (--rate); none: a closed loop. */
+  readonly rate?: number;
 }
 
 /** The version `re` finds in what `cmd args` prints (nginx -v prints on stderr). */
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
       deploys: { type: 'string', default: '20' }, connections: { type: 'string', default: '1000' }, workers: { type: 'string', default: '2' },
       steady: { type: 'string', default: '2' }, profiles: { type: 'string', default: Object.keys(PROFILES).join(',') },
       contenders: { type: 'string', default: 'tsg,tsg-reuseport,gunicorn,pm2,cluster,reconnect' }, out: { type: 'string', default: join(ROOT, 'docs') }, render: { type: 'string' },
-      merge: { type: 'string' },
+      merge: { type: 'string' }, rate: { type: 'string' },
     },
   });
   mkdirSync(values.out, { recursive: true });
@@ -100,7 +103,8 @@ async function main(): Promise<void> {
     for (const f of writeDeploysReport(JSON.parse(readFileSync(values.render, 'utf8')) as DeploysResults, values.out)) log(`wrote ${f}`);
     return;
   }
-  const o: Options = { deploys: Number(values.deploys), connections: Number(values.connections), workers: Number(values.workers), steadyS: Number(values.steady) };
+  const o: Options = { deploys: Number(values.deploys), connections: Number(values.connections), workers: Number(values.workers), steadyS: Number(values.steady), ...(values.rate ? { rate: Number(values.rate) } : {}) };
+  if (o.rate !== undefined && !(o.rate > 0)) throw new Error(`--rate: a number of requests per second, not ${values.rate}`);
   const profiles = values.profiles.split(',') as ProfileId[];
   const all = deployers(snapshotTsgunicorn());
   const chosen = values.contenders.split(',').map((id) => all.find((d) => d.id === id) ?? (() => { throw new Error(`no contender ${id}`); })());
