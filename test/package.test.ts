@@ -79,6 +79,13 @@ function defineTests(): void {
   };
   const mainPid = async (): Promise<number> => Number(await c.prop(UNIT, 'MainPID'));
   const active = async (unit = UNIT): Promise<string> => c.prop(unit, 'ActiveState');
+  /** USR2 to the main process; resolves with the new main PID once the old master is gone. */
+  const upgrade = async (): Promise<number> => {
+    const old = await mainPid();
+    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
+    await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
+    return mainPid();
+  };
   const curl = async (args = URL): Promise<string> => c.sh(`curl -sS --fail --max-time 10 ${args}`);
   const workersOf = async (pid: number): Promise<number[]> =>
     (await c.shr(`pgrep -P ${pid}`)).stdout.split('\n').filter(Boolean).map(Number).sort();
@@ -205,14 +212,9 @@ function defineTests(): void {
     const invocation = await c.prop(UNIT, 'InvocationID');
     const load = startLoad();
     await load.more(300, 'before USR2');
-    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
-    await waitUntil('a new main PID, the old master gone', async () => {
-      const now = await mainPid();
-      return now !== 0 && now !== old && (await c.shr(`kill -0 ${old}`)).code !== 0;
-    }, 90_000);
+    const now = await upgrade();
     await load.more(300, 'after USR2');
     await stopLoad(t, load, 'USR2');
-    const now = await mainPid();
     t.log(`main PID ${old} -> ${now}`);
     t.is(await active(), 'active');
     t.is(await c.prop(UNIT, 'InvocationID'), invocation, 'the same run of the unit: no restart');
@@ -240,13 +242,6 @@ function defineTests(): void {
   const STORED_TCP = 'tsgunicorn~s~-~127.0.0.1%3A8000';
   /** systemctl restart, as often as the tests need (the unit's StartLimitBurst= counts restarts). */
   const restart = async (): Promise<void> => { await c.sh(`systemctl reset-failed ${UNIT}; systemctl restart ${UNIT}`, { timeoutMs: MIN }); };
-  /** USR2 to the main process; resolves with the new main PID once the old master is gone. */
-  const upgrade = async (): Promise<number> => {
-    const old = await mainPid();
-    await c.sh(`systemctl kill --kill-whom=main --signal=USR2 ${UNIT}`);
-    await waitUntil('the new master', async () => ![0, old].includes(await mainPid()) && (await c.shr(`kill -0 ${old}`)).code !== 0, 90_000);
-    return mainPid();
-  };
 
   test.serial('USR2s in quick succession outlive WatchdogSec=: each new master pings at its takeover', async (t) => {
     t.timeout(3 * MIN);
